@@ -1,0 +1,114 @@
+# pincer - one plain Makefile. See README.md.
+include config.mk
+
+PKGS      := jansson libpcre2-8 libsodium
+CFLAGS_W  := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers
+comma     := ,
+SAN_ON    := -fsanitize=address$(comma)undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+SANFLAGS  := $(if $(SAN),$(SAN_ON))
+BUILD     := build$(if $(SAN),-san,)
+CFLAGS    := $(OPT) $(CFLAGS_W) $(SANFLAGS) -Iruntime -Igenerated -Icodegen $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+LDFLAGS   := $(SANFLAGS)
+
+DEB_PKGS  := pkg-config libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libjansson-dev \
+             libsqlite3-dev sqlite3 libsodium-dev libcmocka-dev libpcre2-dev json-schema-test-suite
+
+RT_SRC    := $(wildcard runtime/*.c)
+GEN_SRC   := $(filter-out codegen/main.c,$(wildcard codegen/*.c))
+RT_OBJ    := $(RT_SRC:%.c=$(BUILD)/%.o)
+GEN_OBJ   := $(GEN_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+
+.PHONY: all deps gen check-gen test test-unit test-jsts test-golden test-ajv clean run bench install
+all: deps bin/pincer-gen
+
+# ---- dependencies ----------------------------------------------------------
+# Installs the Debian packages that are missing; a no-op when all are there.
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+# ---- libraries and tools ---------------------------------------------------
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libpincer-rt.a: $(RT_OBJ)
+	ar rcs $@ $^
+$(BUILD)/libpincer-gen.a: $(GEN_OBJ)
+	ar rcs $@ $^
+
+bin/pincer-gen: $(BUILD)/codegen/main.o $(BUILD)/libpincer-gen.a $(BUILD)/libpincer-rt.a
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# ---- generated protocol code ----------------------------------------------
+GENERATED := generated/oc_types.h generated/oc_tables.c generated/oc_protocol.h generated/oc_index.c generated/oc_methods.def
+PROTO_OBJ := $(BUILD)/generated/oc_tables.o $(BUILD)/generated/oc_index.o
+$(BUILD)/libpincer-proto.a: $(PROTO_OBJ)
+	ar rcs $@ $^
+
+# `make gen` after a schema change; CI fails when generated/ is stale.
+gen: deps bin/pincer-gen
+	bin/pincer-gen gen --schemas schemas --out generated
+	bin/pincer-gen keywords --readme README.md
+
+check-gen: bin/pincer-gen
+	@rm -rf $(BUILD)/gen-check && mkdir -p $(BUILD)/gen-check
+	@bin/pincer-gen gen --schemas schemas --out $(BUILD)/gen-check
+	@cp README.md $(BUILD)/gen-check/README.md && bin/pincer-gen keywords --readme $(BUILD)/gen-check/README.md
+	@for f in $(notdir $(GENERATED)) ; do cmp -s generated/$$f $(BUILD)/gen-check/$$f || { echo "generated/$$f is stale: run make gen"; exit 1; }; done
+	@cmp -s README.md $(BUILD)/gen-check/README.md || { echo "README.md keyword table is stale: run make gen"; exit 1; }
+	@echo "generated/ is up to date"
+
+# ---- tests -----------------------------------------------------------------
+TEST_LIBS := $(BUILD)/libpincer-proto.a $(BUILD)/libpincer-gen.a $(BUILD)/libpincer-rt.a
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(TEST_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/jsts: tests/codegen/jsts.c $(BUILD)/libpincer-gen.a $(BUILD)/libpincer-rt.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/tests/golden: tests/codegen/golden.c $(BUILD)/libpincer-gen.a $(BUILD)/libpincer-rt.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+test-unit: deps $(UNIT_BIN)
+	@tests/run-all.sh $(UNIT_BIN)
+
+# JSON Schema Test Suite, draft 7 (Debian's by default; JSTS=<dir> for another)
+# The newer suite from ../shared is run too when it is there (CI has it).
+JSTS_MIN   ?= 400
+JSTS_NEWER ?= ../shared/jsts/draft7
+JSTS_RUN   := $(BUILD)/tests/jsts --remotes /usr/share/json-schema-test-suite/remotes \
+              --exclusions tests/codegen/jsts-exclusions.txt
+test-jsts: deps $(BUILD)/tests/jsts
+	$(JSTS_RUN) --suite $(JSTS) --min-pass $(JSTS_MIN)
+	@if [ -d $(JSTS_NEWER) ]; then echo "== newer suite: $(JSTS_NEWER)"; \
+	  $(JSTS_RUN) --exclusions tests/codegen/jsts-exclusions-newer.txt --suite $(JSTS_NEWER) --min-pass 900; fi
+
+test-golden: deps $(BUILD)/tests/golden bin/pincer-gen
+	$(BUILD)/tests/golden tests/codegen/golden
+
+test-ajv: deps bin/pincer-gen
+	cd tests/ajv && npm ci --silent --no-audit --no-fund
+	node tests/ajv/crosscheck.js
+
+# The README's test command.
+test: deps check-gen
+	@$(MAKE) --no-print-directory test-unit test-golden test-jsts test-ajv
+
+clean:
+	rm -rf build build-san bin
+
+-include $(RT_OBJ:.o=.d) $(GEN_OBJ:.o=.d) $(PROTO_OBJ:.o=.d)
