@@ -78,18 +78,18 @@ static bool string_enum(const pc_schema *s)
 
 /* Plans the C type of values matching `s`. `name` is the C name to give a
  * new named type (struct or enum). */
-static pg_ctype *plan(pg *g, const pc_schema *s, const char *name)
+static pg_ctype *plan(pg *g, const pc_schema *s, const char *name, bool by_value)
 {
 	if (s->kw & PC_KW_REF) {
 		pg_def *df = def_of_node(g, s->ref);
 		if (df) {
 			pg_ctype *t = plan_def(g, df);
 			/* a by-value cycle cannot be a C struct: fall back to json_t * */
-			if (t->state == 1 && t->kind == PC_C_STRUCT)
+			if (by_value && t->state == 1 && t->kind == PC_C_STRUCT)
 				return &builtin_json;
 			return t;
 		}
-		return plan(g, s->ref, name);
+		return plan(g, s->ref, name, by_value);
 	}
 	if (s->boolean >= 0 || ((s->kw & (PC_KW_ANY_OF | PC_KW_ONE_OF | PC_KW_NOT | PC_KW_IF)) && !(s->kw & PC_KW_PROPERTIES)))
 		return &builtin_json;
@@ -116,7 +116,7 @@ static pg_ctype *plan(pg *g, const pc_schema *s, const char *name)
 	if (only_type(s, PC_T_ARRAY) && (s->kw & PC_KW_ITEMS)) {
 		pg_ctype *t = new_ctype(g, PC_C_ARRAY);
 		t->state = 1;
-		t->elem = plan(g, s->items, pg_printf(g, "%s_item", name));
+		t->elem = plan(g, s->items, pg_printf(g, "%s_item", name), false);
 		t->cname = pg_printf(g, "struct { size_t n; %s%s*items; }", t->elem->cname,
 				     t->elem->cname[strlen(t->elem->cname) - 1] == '*' ? "" : " ");
 		t->desc = pg_printf(g, "pg_t%d", t->id);
@@ -139,7 +139,7 @@ static pg_ctype *plan(pg *g, const pc_schema *s, const char *name)
 			for (size_t j = 0; j < i; j++) /* keep C names unique */
 				if (strcmp(t->fields[j].cname, f->cname) == 0)
 					f->cname = pg_printf(g, "%s_%zu", f->cname, i);
-			f->type = plan(g, s->props[i].schema, pg_printf(g, "%s_%s", name, f->cname));
+			f->type = plan(g, s->props[i].schema, pg_printf(g, "%s_%s", name, f->cname), true);
 			bool required = false;
 			for (size_t r = 0; r < s->n_required; r++)
 				if (strcmp(s->required[r], s->props[i].name) == 0)
@@ -161,8 +161,10 @@ static pg_ctype *plan_def(pg *g, pg_def *df)
 	/* placeholder while planning, to detect cycles */
 	pg_ctype *t = new_ctype(g, PC_C_STRUCT);
 	t->state = 1;
+	t->cname = pg_strdup(g, cname);
+	t->desc = pg_printf(g, "%s_desc", cname);
 	df->ctype = t;
-	pg_ctype *p = plan(g, s, cname);
+	pg_ctype *p = plan(g, s, cname, true);
 	int id = t->id;
 	if (p->is_def) {
 		/* `{"$ref": Other}`: a typedef of Other with its own descriptor */
@@ -187,6 +189,7 @@ static pg_ctype *plan_def(pg *g, pg_def *df)
 	t->desc = pg_printf(g, "%s_desc", cname);
 	t->schema = df->node;
 	t->is_def = true;
+	t->doc = json_string_value(json_object_get(df->json, "description"));
 	t->state = 2;
 	return t;
 }

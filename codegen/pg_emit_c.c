@@ -303,6 +303,13 @@ static void ensure_type(pg *g, pg_buf *h, pg_ctype *t)
 		return;
 	}
 	t->state = 1;
+	if (t->alias_of)
+		ensure_type(g, h, t->alias_of);
+	for (size_t i = 0; i < t->n_fields; i++)
+		ensure_type(g, h, t->fields[i].type);
+	if (t->kind == PC_C_ARRAY)
+		ensure_type(g, h, t->elem);
+	comment(h, "", t->doc);
 	if (t->alias_of) {
 		ensure_type(g, h, t->alias_of);
 		pg_buf_printf(h, "typedef %s %s;\n\n", t->alias_of->cname, t->cname);
@@ -312,8 +319,6 @@ static void ensure_type(pg *g, pg_buf *h, pg_ctype *t)
 			pg_buf_printf(h, "\t%s = %zu, /* \"%s\" */\n", enum_const(g, t, i), i, t->enum_names[i]);
 		pg_buf_printf(h, "} %s;\n\n", t->cname);
 	} else if (t->kind == PC_C_STRUCT) {
-		for (size_t i = 0; i < t->n_fields; i++)
-			ensure_type(g, h, t->fields[i].type);
 		pg_buf_printf(h, "struct %s {\n", t->cname);
 		if (t->n_fields == 0)
 			pg_buf_printf(h, "\tchar pg_empty; /* no properties */\n");
@@ -421,8 +426,6 @@ int pg_emit_tables(pg *g, const char *outdir, const char *banner, pg_diag *d)
 	pg_buf_printf(&h, "\n");
 	for (size_t i = 0; i < g->n_defs; i++) {
 		pg_ctype *t = g->defs[i].ctype;
-		if (t->state != 4)
-			comment(&h, "", json_string_value(json_object_get(g->defs[i].json, "description")));
 		ensure_type(g, &h, t);
 	}
 	for (size_t i = 0; i < g->n_ctypes; i++) /* nested types not reached above */

@@ -182,10 +182,11 @@ int pg_load_dir(pg *g, const char *dir, pg_diag *d)
 			{
 				for (size_t k = 0; k < g->n_defs; k++)
 					if (strcmp(g->defs[k].name, key) == 0) {
+						pg_fail(d, "PG023", pg_printf(g, "%s#/definitions/%s", names[i], key),
+							"definition name already used in %s", g->defs[k].doc_uri);
 						json_decref(doc);
 						free(names);
-						return pg_fail(d, "PG023", pg_printf(g, "%s#/definitions/%s", names[i], key),
-							       "definition name already used in %s", g->defs[k].doc_uri);
+						return -1;
 					}
 				pg_def *defs2 = realloc(g->defs, (g->n_defs + 1) * sizeof *defs2);
 				if (!defs2)

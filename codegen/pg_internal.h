@@ -59,6 +59,7 @@ struct pg_ctype {
 	size_t n_enum;
 	bool is_def;   /* a definition's own type (typedef + oc_X_desc) */
 	pg_ctype *alias_of; /* a definition that is another definition's type */
+	const char *doc;    /* the definition's description */
 	bool builtin;
 	int state;     /* 0 new, 1 building/emitting, 2 done */
 	int id;

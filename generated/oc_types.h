@@ -226,12 +226,12 @@ struct oc_ConnectParams {
 	oc_ModelCatalogSelector modelCatalog;
 };
 
-/* Identity of the answering server: its version, this connection's id, and optional build/boot ids. */
 typedef enum oc_HelloOkServer_controlUiBuildSource {
 	OC_HELLOOKSERVER_CONTROLUIBUILDSOURCE_BUNDLED = 0, /* "bundled" */
 	OC_HELLOOKSERVER_CONTROLUIBUILDSOURCE_CONFIGURED = 1, /* "configured" */
 } oc_HelloOkServer_controlUiBuildSource;
 
+/* Identity of the answering server: its version, this connection's id, and optional build/boot ids. */
 struct oc_HelloOkServer {
 	const char *version;
 	const char *buildId;
@@ -249,12 +249,12 @@ struct oc_HelloOkFeatures {
 	struct { size_t n; const char **items; } capabilities;
 };
 
-/* A plugin-declared Control UI tab. */
 typedef enum oc_ControlUiTab_group {
 	OC_CONTROLUITAB_GROUP_CONTROL = 0, /* "control" */
 	OC_CONTROLUITAB_GROUP_AGENT = 1, /* "agent" */
 } oc_ControlUiTab_group;
 
+/* A plugin-declared Control UI tab. */
 struct oc_ControlUiTab {
 	const char *pluginId;
 	const char *id;
@@ -306,7 +306,6 @@ struct oc_IssuedDeviceToken {
 	int64_t issuedAtMs;
 };
 
-/* Result of authentication for this socket: role, effective live scopes, how it authenticated, and a device token when one was issued. */
 typedef enum oc_HelloOkAuth_method {
 	OC_HELLOOKAUTH_METHOD_NONE = 0, /* "none" */
 	OC_HELLOOKAUTH_METHOD_TOKEN = 1, /* "token" */
@@ -317,6 +316,7 @@ typedef enum oc_HelloOkAuth_method {
 	OC_HELLOOKAUTH_METHOD_TRUSTED_PROXY = 6, /* "trusted-proxy" */
 } oc_HelloOkAuth_method;
 
+/* Result of authentication for this socket: role, effective live scopes, how it authenticated, and a device token when one was issued. */
 struct oc_HelloOkAuth {
 	const char *deviceToken;
 	bool has_recoveryMigrationAllowed;
@@ -359,7 +359,6 @@ struct oc_HelloOkPolicy {
 	bool hasMultipleSessionSharingIdentities;
 };
 
-/* Payload of a successful `connect` response: negotiated protocol, server identity, advertised features, the initial state snapshot, the auth outcome and the connection policy. */
 typedef enum oc_SnapshotSuspension_phase {
 	OC_SNAPSHOTSUSPENSION_PHASE_ACCEPTING = 0, /* "accepting" */
 	OC_SNAPSHOTSUSPENSION_PHASE_PREPARING = 1, /* "preparing" */
@@ -367,15 +366,18 @@ typedef enum oc_SnapshotSuspension_phase {
 	OC_SNAPSHOTSUSPENSION_PHASE_PREPARED = 3, /* "prepared" */
 } oc_SnapshotSuspension_phase;
 
+/* Phase of cooperative host suspension. */
 struct oc_SnapshotSuspension {
 	oc_SnapshotSuspension_phase phase;
 };
 
+/* Qualified identity of a presence user. */
 struct oc_PresenceUserIdentity {
 	const char *type;
 	const char *id;
 };
 
+/* Verified user behind a presence entry. */
 struct oc_PresenceUser {
 	const char *id;
 	bool has_identity;
@@ -385,6 +387,7 @@ struct oc_PresenceUser {
 	const char *avatarUrl;
 };
 
+/* One connected client or node as shown in presence lists; only `ts` (epoch ms of the last update) is always present. */
 struct oc_PresenceEntry {
 	const char *host;
 	const char *ip;
@@ -424,6 +427,7 @@ typedef enum oc_HealthEventLoop_reasons_item {
 	OC_HEALTHEVENTLOOP_REASONS_ITEM_CPU = 2, /* "cpu" */
 } oc_HealthEventLoop_reasons_item;
 
+/* Where CPU time goes (2026.9.6; not in the 2026.9.1 published schema, so left open). */
 struct oc_HealthCpuBreakdown {
 	bool has_mainThreadCoreRatio;
 	double mainThreadCoreRatio;
@@ -437,6 +441,7 @@ struct oc_HealthCpuBreakdown {
 	double otherThreadsCoreRatio;
 };
 
+/* Event-loop pressure of the gateway process and whether it counts as degraded. */
 struct oc_HealthEventLoop {
 	bool degraded;
 	json_t *degradedSinceMs;
@@ -450,6 +455,7 @@ struct oc_HealthEventLoop {
 	oc_HealthCpuBreakdown cpuBreakdown;
 };
 
+/* A plugin that failed to load or activate. */
 struct oc_PluginLoadError {
 	const char *id;
 	const char *origin;
@@ -460,18 +466,21 @@ struct oc_PluginLoadError {
 	const char *error;
 };
 
+/* Why a configured plugin is unavailable. */
 struct oc_PluginUnavailableDiagnostic {
 	const char *kind;
 	const char *reason;
 	const char *detail;
 };
 
+/* A configured plugin that is not available. */
 struct oc_PluginUnavailable {
 	const char *id;
 	const char *state;
 	oc_PluginUnavailableDiagnostic diagnostic;
 };
 
+/* Plugins loaded, failed and unavailable. */
 struct oc_HealthPlugins {
 	struct { size_t n; const char **items; } loaded;
 	struct { size_t n; oc_PluginLoadError *items; } errors;
@@ -479,6 +488,7 @@ struct oc_HealthPlugins {
 	struct { size_t n; oc_PluginUnavailable *items; } unavailable;
 };
 
+/* A context engine taken out of service after a failure. */
 struct oc_ContextEngineQuarantine {
 	const char *engineId;
 	const char *owner;
@@ -487,10 +497,12 @@ struct oc_ContextEngineQuarantine {
 	int64_t failedAt;
 };
 
+/* Quarantined context engines. */
 struct oc_HealthContextEngines {
 	struct { size_t n; oc_ContextEngineQuarantine *items; } quarantined;
 };
 
+/* Failed entries of one outbound delivery queue. */
 struct oc_DeliveryQueueFailure {
 	const char *queueName;
 	int64_t count;
@@ -498,6 +510,7 @@ struct oc_DeliveryQueueFailure {
 	int64_t oldestFailedAt;
 };
 
+/* Failed inbound entries of one channel account. */
 struct oc_IngressQueueFailure {
 	const char *channelId;
 	const char *accountId;
@@ -506,6 +519,7 @@ struct oc_IngressQueueFailure {
 	int64_t oldestFailedAt;
 };
 
+/* Backlog of one channel account's inbound lanes. */
 struct oc_IngressQueuePressure {
 	const char *channelId;
 	const char *accountId;
@@ -516,6 +530,7 @@ struct oc_IngressQueuePressure {
 	int64_t oldestReceivedAt;
 };
 
+/* Failed and backed-up delivery queues. */
 struct oc_HealthDeliveryQueues {
 	struct { size_t n; oc_DeliveryQueueFailure *items; } failed;
 	bool has_ingressFailed;
@@ -542,6 +557,7 @@ typedef enum oc_ModelPricingSource_state {
 	OC_MODELPRICINGSOURCE_STATE_DEGRADED = 1, /* "degraded" */
 } oc_ModelPricingSource_state;
 
+/* State of one model-pricing source. */
 struct oc_ModelPricingSource {
 	oc_ModelPricingSource_source source;
 	oc_ModelPricingSource_state state;
@@ -550,6 +566,7 @@ struct oc_ModelPricingSource {
 	const char *detail;
 };
 
+/* Whether model pricing data is current. */
 struct oc_HealthModelPricing {
 	oc_HealthModelPricing_state state;
 	struct { size_t n; oc_ModelPricingSource *items; } sources;
@@ -563,10 +580,12 @@ typedef enum oc_HealthConfigReload_hotReloadStatus {
 	OC_HEALTHCONFIGRELOAD_HOTRELOADSTATUS_DISABLED = 1, /* "disabled" */
 } oc_HealthConfigReload_hotReloadStatus;
 
+/* Whether config hot reload is active. */
 struct oc_HealthConfigReload {
 	oc_HealthConfigReload_hotReloadStatus hotReloadStatus;
 };
 
+/* Heartbeat configuration of one agent. */
 struct oc_HealthAgentHeartbeat {
 	bool enabled;
 	const char *every;
@@ -578,18 +597,21 @@ struct oc_HealthAgentHeartbeat {
 	int64_t ackMaxChars;
 };
 
+/* A recently updated session; times in epoch ms, age in ms. */
 struct oc_HealthSessionRecent {
 	const char *key;
 	json_t *updatedAt;
 	json_t *age;
 };
 
+/* A session store: where it lives, how many sessions, the most recent ones. */
 struct oc_HealthSessionStore {
 	const char *path;
 	int64_t count;
 	struct { size_t n; oc_HealthSessionRecent *items; } recent;
 };
 
+/* Health of one agent: heartbeat settings and its session store. */
 struct oc_HealthAgent {
 	const char *agentId;
 	const char *name;
@@ -598,6 +620,7 @@ struct oc_HealthAgent {
 	oc_HealthSessionStore sessions;
 };
 
+/* The gateway health snapshot shared by hello-ok.snapshot.health and the `health` event: process, plugin, queue, channel and agent state. No field is required; an empty object is valid. */
 struct oc_HealthSummary {
 	bool has_ok;
 	bool ok;
@@ -630,6 +653,7 @@ struct oc_HealthSummary {
 	oc_HealthSessionStore sessions;
 };
 
+/* Two gateway-wide counters: `presence` grows with each presence broadcast, `health` with each committed health refresh. Sent on presence/health events and in the hello-ok snapshot. */
 struct oc_StateVersion {
 	int64_t presence;
 	int64_t health;
@@ -641,6 +665,7 @@ typedef enum oc_SessionDefaults_ownership {
 	OC_SESSIONDEFAULTS_OWNERSHIP_EXPLICIT = 2, /* "explicit" */
 } oc_SessionDefaults_ownership;
 
+/* Default agent and main session keys the client should use. */
 struct oc_SessionDefaults {
 	const char *defaultAgentId;
 	bool has_modelConfigured;
@@ -661,11 +686,13 @@ typedef enum oc_Snapshot_authMode {
 	OC_SNAPSHOT_AUTHMODE_TRUSTED_PROXY = 3, /* "trusted-proxy" */
 } oc_Snapshot_authMode;
 
+/* One upstream commit the install is behind by. */
 struct oc_UpdateCommit {
 	const char *sha;
 	const char *subject;
 };
 
+/* A newer release (or upstream commits) is available. */
 struct oc_UpdateAvailable {
 	const char *currentVersion;
 	const char *latestVersion;
@@ -685,13 +712,16 @@ typedef enum oc_UpdateInstall_kind {
 	OC_UPDATEINSTALL_KIND_UNKNOWN = 2, /* "unknown" */
 } oc_UpdateInstall_kind;
 
+/* State of a git install relative to upstream, selected by `status`. */
 typedef json_t *oc_UpdateInstallGit;
 
+/* How this gateway was installed. */
 struct oc_UpdateInstall {
 	oc_UpdateInstall_kind kind;
 	oc_UpdateInstallGit git;
 };
 
+/* What a scheduled update would install, selected by `kind`. */
 typedef json_t *oc_UpdateTarget;
 
 typedef enum oc_UpdateCampaign_state {
@@ -700,6 +730,7 @@ typedef enum oc_UpdateCampaign_state {
 	OC_UPDATECAMPAIGN_STATE_APPLYING = 2, /* "applying" */
 } oc_UpdateCampaign_state;
 
+/* A running update campaign and its timeline (epoch ms). */
 struct oc_UpdateCampaign {
 	const char *id;
 	oc_UpdateCampaign_state state;
@@ -712,6 +743,7 @@ struct oc_UpdateCampaign {
 	int64_t updatedAtMs;
 };
 
+/* Automatic-update settings and any pending scheduled update. */
 struct oc_UpdateSchedule {
 	const char *channel;
 	bool autoEnabled;
@@ -722,6 +754,7 @@ struct oc_UpdateSchedule {
 	oc_UpdateCampaign campaign;
 };
 
+/* Initial gateway state sent inside hello-ok: connected presence, the cached health summary (may be {}), state counters and uptime, plus optional session defaults, update info and (admin only) config/state paths and auth mode. */
 struct oc_Snapshot {
 	bool has_suspension;
 	oc_SnapshotSuspension suspension;
@@ -743,6 +776,7 @@ struct oc_Snapshot {
 	const char *controlUiIdentityUrl;
 };
 
+/* Payload of a successful `connect` response: negotiated protocol, server identity, advertised features, the initial state snapshot, the auth outcome and the connection policy. */
 struct oc_HelloOk {
 	const char *type;
 	int64_t protocol;
@@ -805,7 +839,6 @@ struct oc_UpdateGitDiverged {
 	int64_t commitsBehind;
 };
 
-/* Git comparison could not be made, with the reason. */
 typedef enum oc_UpdateGitUnavailable_reason {
 	OC_UPDATEGITUNAVAILABLE_REASON_FETCH_FAILED = 0, /* "fetch-failed" */
 	OC_UPDATEGITUNAVAILABLE_REASON_NO_UPSTREAM = 1, /* "no-upstream" */
@@ -814,6 +847,7 @@ typedef enum oc_UpdateGitUnavailable_reason {
 	OC_UPDATEGITUNAVAILABLE_REASON_GIT_UNAVAILABLE = 4, /* "git-unavailable" */
 } oc_UpdateGitUnavailable_reason;
 
+/* Git comparison could not be made, with the reason. */
 struct oc_UpdateGitUnavailable {
 	const char *currentSha;
 	bool has_commitAtMs;
@@ -868,7 +902,7 @@ struct oc_RequestFrame {
 	const char *expectedProfileId;
 };
 
-/* The server's answer to one request. `ok:true` carries `payload`, `ok:false` carries `error`. Some methods answer a single id twice (an accepted-ack, then the final result). */
+/* Error object of a failed response: a top-level code such as INVALID_REQUEST, FORBIDDEN, NOT_PAIRED or UNAVAILABLE, a human-readable message, and optional machine-readable details and retry hints. */
 struct oc_ErrorShape {
 	const char *code;
 	const char *message;
@@ -879,6 +913,7 @@ struct oc_ErrorShape {
 	int64_t retryAfterMs;
 };
 
+/* The server's answer to one request. `ok:true` carries `payload`, `ok:false` carries `error`. Some methods answer a single id twice (an accepted-ack, then the final result). */
 struct oc_ResponseFrame {
 	const char *type;
 	const char *id;

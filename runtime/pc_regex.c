@@ -11,6 +11,7 @@
  *   \v     ECMA means U+000B; PCRE2 means any vertical space
  *   [ in a class   literal in ECMA; PCRE2 would read [:alpha:] as POSIX
  *   \uD83D\uDE00   a surrogate pair is one code point in ECMA "u" mode
+ *   \p{Letter}     long General_Category names (PCRE2 10.42 has short ones)
  * "[]" and "[^]" are handled by PCRE2_ALLOW_EMPTY_CLASS, "$" by
  * PCRE2_DOLLAR_ENDONLY. Matching is unanchored ("search"), as RegExp.test.
  *
@@ -89,6 +90,90 @@ static long hex4(const char *s, const char *end)
 	return v;
 }
 
+/* ECMAScript accepts the long names of General_Category values in \p{...};
+ * PCRE2 10.42 knows only the short ones. */
+static const struct {
+	const char *name, *shortname;
+} gc_names[] = {
+	{"Other", "C"},
+	{"Control", "Cc"},
+	{"cntrl", "Cc"},
+	{"Format", "Cf"},
+	{"Unassigned", "Cn"},
+	{"Private_Use", "Co"},
+	{"Surrogate", "Cs"},
+	{"Letter", "L"},
+	{"Cased_Letter", "L&"},
+	{"LC", "L&"},
+	{"Lowercase_Letter", "Ll"},
+	{"Modifier_Letter", "Lm"},
+	{"Other_Letter", "Lo"},
+	{"Titlecase_Letter", "Lt"},
+	{"Uppercase_Letter", "Lu"},
+	{"Mark", "M"},
+	{"Combining_Mark", "M"},
+	{"Spacing_Mark", "Mc"},
+	{"Enclosing_Mark", "Me"},
+	{"Nonspacing_Mark", "Mn"},
+	{"Number", "N"},
+	{"Decimal_Number", "Nd"},
+	{"digit", "Nd"},
+	{"Letter_Number", "Nl"},
+	{"Other_Number", "No"},
+	{"Punctuation", "P"},
+	{"punct", "P"},
+	{"Connector_Punctuation", "Pc"},
+	{"Dash_Punctuation", "Pd"},
+	{"Close_Punctuation", "Pe"},
+	{"Final_Punctuation", "Pf"},
+	{"Initial_Punctuation", "Pi"},
+	{"Other_Punctuation", "Po"},
+	{"Open_Punctuation", "Ps"},
+	{"Symbol", "S"},
+	{"Currency_Symbol", "Sc"},
+	{"Modifier_Symbol", "Sk"},
+	{"Math_Symbol", "Sm"},
+	{"Other_Symbol", "So"},
+	{"Separator", "Z"},
+	{"Line_Separator", "Zl"},
+	{"Paragraph_Separator", "Zp"},
+	{"Space_Separator", "Zs"},
+};
+
+/* At s = "\p{" or "\P{": writes the PCRE2 spelling of the property escape
+ * and returns its length in the source, or 0 to copy it unchanged. */
+static size_t property_escape(sbuf *b, const char *s, const char *end)
+{
+	const char *name = s + 3, *close = name;
+	while (close < end && *close != '}')
+		close++;
+	if (close >= end)
+		return 0;
+	size_t n = (size_t)(close - name);
+	if (n > 17 && strncmp(name, "General_Category=", 17) == 0) {
+		name += 17;
+		n -= 17;
+	} else if (n > 3 && strncmp(name, "gc=", 3) == 0) {
+		name += 3;
+		n -= 3;
+	}
+	for (size_t i = 0; i < sizeof gc_names / sizeof gc_names[0]; i++) {
+		if (strlen(gc_names[i].name) == n && strncmp(gc_names[i].name, name, n) == 0) {
+			sb_put(b, s, 3);
+			sb_str(b, gc_names[i].shortname);
+			sb_put(b, "}", 1);
+			return (size_t)(close + 1 - s);
+		}
+	}
+	if (name != s + 3) { /* gc=Lu: PCRE2 wants the bare value */
+		sb_put(b, s, 3);
+		sb_put(b, name, n);
+		sb_put(b, "}", 1);
+		return (size_t)(close + 1 - s);
+	}
+	return 0;
+}
+
 /* Rewrites an ECMAScript pattern into the PCRE2 dialect used here.
  * Returns a malloc'd string (caller frees) or NULL when out of memory. */
 static char *translate(const char *src, size_t len, size_t *outlen)
@@ -114,6 +199,13 @@ static char *translate(const char *src, size_t len, size_t *outlen)
 				sb_str(&b, in_class ? ECMA_NONSPACE : "[^" ECMA_SPACE "]");
 			} else if (e == 'v') {
 				sb_str(&b, "\\x0b");
+			} else if ((e == 'p' || e == 'P') && s + 2 < end && s[2] == '{') {
+				size_t used = property_escape(&b, s, end);
+				if (used) {
+					s += used;
+					continue;
+				}
+				sb_put(&b, s, 2);
 			} else if (e == 'u') {
 				long hi = hex4(s + 2, end), lo;
 				if (hi >= 0xD800 && hi <= 0xDBFF && end - s >= 12 && s[6] == '\\' && s[7] == 'u' &&

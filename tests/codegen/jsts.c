@@ -247,6 +247,16 @@ int main(int argc, char **argv)
 			       excls[i].group, excls[i].test);
 	}
 	printf("suite %s: %zu keyword files, %ld excluded\n", suite, n_files, skipped);
+	for (size_t fi = 0; fi < n_files; fi++)
+		free(files[fi]);
+	free(files);
+	for (size_t i = 0; i < n_excls; i++) {
+		free(excls[i].file);
+		free(excls[i].group);
+		free(excls[i].test);
+		free(excls[i].reason);
+	}
+	free(excls);
 	if (passed < min_pass) {
 		printf("FAIL: only %ld tests passed, expected at least %ld\n", passed, min_pass);
 		failed++;
