@@ -22,8 +22,8 @@ UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 
-.PHONY: all deps gen check-gen test test-unit test-jsts test-golden test-ajv clean run bench install
-all: deps bin/pincer-gen
+.PHONY: all deps gen check-gen test test-unit test-jsts test-golden test-ajv clean run
+all: deps bin/pincer-gen $(BUILD)/libpincer-proto.a
 
 # ---- dependencies ----------------------------------------------------------
 # Installs the Debian packages that are missing; a no-op when all are there.
@@ -107,6 +107,10 @@ test-ajv: deps bin/pincer-gen
 # The README's test command.
 test: deps check-gen
 	@$(MAKE) --no-print-directory test-unit test-golden test-jsts test-ajv
+
+run: all
+	@if [ -x bin/pincerd ]; then exec bin/pincerd; \
+	else echo "make run: bin/pincerd does not exist yet (the daemon is issue 3); nothing to start"; exit 1; fi
 
 clean:
 	rm -rf build build-san bin

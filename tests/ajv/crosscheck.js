@@ -736,6 +736,11 @@ function main() {
       let cRes = null;
       if (!cli.fatal) {
         cRes = cli.results[idx];
+        // Optional extra: when the C tool also prints the operator-facing error text, compare it
+        // with what the real gateway sent for the same instance (reported, not failed).
+        if (inst.wire !== undefined && cRes && typeof cRes.text === 'string' && cRes.text !== inst.wire) {
+          notes.push(`${def} ${inst.origin}: C text "${cRes.text}" but the gateway sent "${inst.wire}"`);
+        }
         const cmp = compare(plain, cRes);
         if (!cmp.ok) problems.push(cmp.why);
         else if (cmp.orderDiffers) {
