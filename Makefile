@@ -22,7 +22,7 @@ UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 
-.PHONY: all deps gen check-gen test test-unit test-jsts test-golden test-ajv clean run
+.PHONY: all deps gen check-gen test test-unit test-jsts test-golden test-ajv clean run fuzz
 all: deps bin/pincer-gen $(BUILD)/libpincer-proto.a
 
 # ---- dependencies ----------------------------------------------------------
@@ -83,8 +83,22 @@ $(BUILD)/tests/golden: tests/codegen/golden.c $(BUILD)/libpincer-gen.a $(BUILD)/
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-test-unit: deps $(UNIT_BIN)
+$(BUILD)/tests/fuzz_frame_replay: tests/fuzz/fuzz_frame.c $(TEST_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LDLIBS)
+
+test-unit: deps $(UNIT_BIN) $(BUILD)/tests/fuzz_frame_replay
 	@tests/run-all.sh $(UNIT_BIN)
+	$(BUILD)/tests/fuzz_frame_replay tests/fuzz/corpus/*
+
+# libFuzzer run (needs clang; not part of make test): make fuzz FUZZ_SECONDS=60
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@command -v clang >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q clang libclang-rt-14-dev
+	@mkdir -p build/fuzz/corpus && cp -n tests/fuzz/corpus/* build/fuzz/corpus/ 2>/dev/null || true
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -DPC_LIBFUZZER -Iruntime -Igenerated \
+	  tests/fuzz/fuzz_frame.c generated/*.c runtime/*.c -o build/fuzz/fuzz_frame $(LDLIBS)
+	build/fuzz/fuzz_frame -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz/corpus
 
 # JSON Schema Test Suite, draft 7 (Debian's by default; JSTS=<dir> for another)
 # The newer suite from ../shared is run too when it is there (CI has it).

@@ -619,10 +619,17 @@ function distinctItems(gen, itemSchema, n) {
     } else if (ts.includes('integer') || ts.includes('number')) {
       items.push(numberIn(s, 'integer') + i);
     } else {
+      // objects: vary one free-form string member so the items differ
       const v = gen.gen(s, 'min', [], () => {}, 0);
-      if (v && typeof v === 'object' && !Array.isArray(v)) items.push(Object.assign(clone(v), {})) ;
-      else return null;
-      if (i > 0 && JSON.stringify(items[i]) === JSON.stringify(items[0])) return null;
+      if (!v || typeof v !== 'object' || Array.isArray(v)) return null;
+      const key = Object.keys(s.properties || {}).find((k) => {
+        const ps = gen.deref(s.properties[k]);
+        return k in v && typeof v[k] === 'string' && !ps.enum && !('const' in ps) && !ps.pattern &&
+          (typeof ps.maxLength !== 'number' || ps.maxLength >= 4);
+      });
+      if (key === undefined) return null;
+      v[key] = `v${i}`.padEnd(gen.deref(s.properties[key]).minLength || 0, 'x');
+      items.push(v);
     }
   }
   return items;
@@ -710,10 +717,9 @@ function main() {
     const v = validator(def);
     const ajvOuts = [];
     for (const inst of insts) {
-      const validate = v;
       const value = JSON.parse(inst.text);
-      const valid = validate(value);
-      const errors = valid ? [] : validate.errors.map((e) => ({ keyword: e.keyword, instancePath: e.instancePath, message: e.message, params: e.params }));
+      const valid = v(value);
+      const errors = valid ? [] : v.errors.map((e) => ({ keyword: e.keyword, instancePath: e.instancePath, message: e.message, params: e.params }));
       ajvOuts.push({ valid: !!valid, errors });
     }
     const cli = haveGen ? runCli(opt.gen, opt.schemas, def, insts.map((i) => i.text)) : { fatal: 'no C validator' };
