@@ -14,19 +14,15 @@ static const char *const list_keywords[] = {"items", "allOf", "anyOf", "oneOf", 
 static const char *const single_keywords[] = {"items", "additionalItems", "additionalProperties", "contains",
 					      "propertyNames", "not", "if", "then", "else", NULL};
 
-static void register_id(pg *g, const char *uri, json_t *schema)
+void pg_register_id(pg *g, const char *uri, json_t *schema)
 {
 	/* simple linear registry: the first registration of a URI wins */
 	for (size_t i = 0; i < g->n_ids; i++)
 		if (strcmp(g->ids[i].uri, uri) == 0)
 			return;
-	pg_id *ids = realloc(g->ids, (g->n_ids + 1) * sizeof *g->ids);
-	if (!ids)
-		abort();
-	g->ids = ids;
-	g->ids[g->n_ids].uri = pg_strdup(g, uri);
-	g->ids[g->n_ids].schema = schema;
-	g->n_ids++;
+	pg_id *id = pg_push(&g->ids, &g->n_ids, sizeof *g->ids);
+	id->uri = pg_strdup(g, uri);
+	id->schema = schema;
 }
 
 static void prescan_node(pg *g, json_t *node, const char *base, const char *pointer, const char *doc_uri, int depth)
@@ -39,10 +35,10 @@ static void prescan_node(pg *g, json_t *node, const char *base, const char *poin
 		const char *idv = json_string_value(id);
 		char *abs = pg_uri_resolve(g, base, idv);
 		if (idv[0] == '#') {
-			register_id(g, abs, node);
+			pg_register_id(g, abs, node);
 		} else {
 			nbase = pg_uri_strip_fragment(g, abs);
-			register_id(g, nbase, node);
+			pg_register_id(g, nbase, node);
 		}
 	}
 	pg_loc *loc = pg_alloc(g, sizeof *loc);
@@ -632,24 +628,21 @@ static int compile_keywords(cctx *c, json_t *js, pc_schema *s)
 		s->deps = deps;
 		s->kw |= PC_KW_DEPENDENCIES;
 	}
-	if ((v = json_object_get(js, "allOf"))) {
-		s->all_of = sub_list(c, v, "allOf", &s->n_all_of, &err);
-		if (err)
-			return -1;
-		s->kw |= PC_KW_ALL_OF;
-	}
-	if ((v = json_object_get(js, "anyOf"))) {
-		s->any_of = sub_list(c, v, "anyOf", &s->n_any_of, &err);
-		if (err)
-			return -1;
-		s->kw |= PC_KW_ANY_OF;
-	}
-	if ((v = json_object_get(js, "oneOf"))) {
-		s->one_of = sub_list(c, v, "oneOf", &s->n_one_of, &err);
-		if (err)
-			return -1;
-		s->kw |= PC_KW_ONE_OF;
-	}
+	struct {
+		const char *kw;
+		uint32_t bit;
+		const pc_schema *const **dst;
+		size_t *n;
+	} lists[] = {{"allOf", PC_KW_ALL_OF, &s->all_of, &s->n_all_of},
+		     {"anyOf", PC_KW_ANY_OF, &s->any_of, &s->n_any_of},
+		     {"oneOf", PC_KW_ONE_OF, &s->one_of, &s->n_one_of}};
+	for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
+		if ((v = json_object_get(js, lists[i].kw))) {
+			*lists[i].dst = sub_list(c, v, lists[i].kw, lists[i].n, &err);
+			if (err)
+				return -1;
+			s->kw |= lists[i].bit;
+		}
 	if ((v = json_object_get(js, "definitions")) && !json_is_object(v))
 		return pg_fail(c->d, "PG004", c->where, "definitions must be an object");
 	return 0;

@@ -41,11 +41,7 @@ static pg_ctype *new_ctype(pg *g, pc_ckind kind)
 	pg_ctype *t = pg_alloc(g, sizeof *t);
 	t->kind = kind;
 	t->id = (int)g->n_ctypes;
-	pg_ctype **arr = realloc(g->ctypes, (g->n_ctypes + 1) * sizeof *arr);
-	if (!arr)
-		abort();
-	g->ctypes = arr;
-	g->ctypes[g->n_ctypes++] = t;
+	*(pg_ctype **)pg_push(&g->ctypes, &g->n_ctypes, sizeof *g->ctypes) = t;
 	return t;
 }
 

@@ -53,12 +53,7 @@ int pg_add_document(pg *g, const char *uri, json_t *doc, pg_diag *d)
 	for (size_t i = 0; i < g->n_docs; i++)
 		if (strcmp(g->docs[i].uri, uri) == 0)
 			return pg_fail(d, "PG020", uri, "document loaded twice");
-	pg_doc *docs = realloc(g->docs, (g->n_docs + 1) * sizeof *docs);
-	if (!docs)
-		abort();
-	g->docs = docs;
-	pg_doc *nd = &g->docs[g->n_docs++];
-	memset(nd, 0, sizeof *nd);
+	pg_doc *nd = pg_push(&g->docs, &g->n_docs, sizeof *g->docs);
 	nd->uri = pg_uri_strip_fragment(g, uri);
 	nd->json = json_incref(doc);
 	pg_prescan(g, doc, nd->uri);
@@ -66,15 +61,8 @@ int pg_add_document(pg *g, const char *uri, json_t *doc, pg_diag *d)
 	json_t *id = json_is_object(doc) ? json_object_get(doc, "$id") : NULL;
 	if (json_is_string(id)) {
 		char *abs = pg_uri_strip_fragment(g, pg_uri_resolve(g, nd->uri, json_string_value(id)));
-		if (strcmp(abs, nd->uri) != 0) {
-			pg_id *ids = realloc(g->ids, (g->n_ids + 1) * sizeof *ids);
-			if (!ids)
-				abort();
-			g->ids = ids;
-			g->ids[g->n_ids].uri = abs;
-			g->ids[g->n_ids].schema = doc;
-			g->n_ids++;
-		}
+		if (strcmp(abs, nd->uri) != 0)
+			pg_register_id(g, abs, doc);
 	}
 	return 0;
 }
@@ -143,11 +131,7 @@ int pg_load_dir(pg *g, const char *dir, pg_diag *d)
 		size_t len = strlen(de->d_name);
 		if (len < 6 || strcmp(de->d_name + len - 5, ".json") != 0 || de->d_name[0] == '.')
 			continue;
-		char **nn = realloc(names, (n + 1) * sizeof *names);
-		if (!nn)
-			abort();
-		names = nn;
-		names[n++] = pg_strdup(g, de->d_name);
+		*(char **)pg_push(&names, &n, sizeof *names) = pg_strdup(g, de->d_name);
 	}
 	closedir(dh);
 	qsort(names, n, sizeof *names, cmp_str);
@@ -188,12 +172,7 @@ int pg_load_dir(pg *g, const char *dir, pg_diag *d)
 						free(names);
 						return -1;
 					}
-				pg_def *defs2 = realloc(g->defs, (g->n_defs + 1) * sizeof *defs2);
-				if (!defs2)
-					abort();
-				g->defs = defs2;
-				pg_def *df = &g->defs[g->n_defs++];
-				memset(df, 0, sizeof *df);
+				pg_def *df = pg_push(&g->defs, &g->n_defs, sizeof *g->defs);
 				df->name = pg_strdup(g, key);
 				df->doc_uri = g->docs[g->n_docs - 1].uri;
 				df->json = v;

@@ -101,6 +101,9 @@ void *pg_alloc(pg *g, size_t size);
 char *pg_strdup(pg *g, const char *s);
 char *pg_printf(pg *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pg_grow(pg *g, void **arr, size_t *n, size_t elem, size_t *cap);
+/* Appends one zeroed element to a realloc'd array; returns it. */
+void *pg_push(void *arrp, size_t *n, size_t elem);
+void pg_register_id(pg *g, const char *uri, json_t *schema);
 
 int pg_fail(pg_diag *d, const char *id, const char *where, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

@@ -27,6 +27,17 @@ void pg_grow(pg *g, void **arr, size_t *n, size_t elem, size_t *cap)
 	*cap = ncap;
 }
 
+void *pg_push(void *arrp, size_t *n, size_t elem)
+{
+	void **arr = arrp;
+	char *p = realloc(*arr, (*n + 1) * elem);
+	if (!p)
+		oom();
+	*arr = p;
+	memset(p + *n * elem, 0, elem);
+	return p + (*n)++ * elem;
+}
+
 void *pg_alloc(pg *g, size_t size)
 {
 	void *p = calloc(1, size ? size : 1);
