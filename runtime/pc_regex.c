@@ -28,14 +28,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PC_RE_OPTIONS \
+#define PC_RE_OPTIONS                                                                                                  \
 	(PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_ALT_BSUX | PCRE2_ALLOW_EMPTY_CLASS | PCRE2_NEVER_BACKSLASH_C)
 
 /* ECMAScript WhiteSpace and LineTerminator code points, as class items. */
 #define ECMA_SPACE "\\t\\n\\x0b\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
 /* Their complement, as class items (for \S inside a class). */
-#define ECMA_NONSPACE                                                                       \
-	"\\x00-\\x08\\x0e-\\x1f\\x21-\\x9f\\u00a1-\\u167f\\u1681-\\u1fff\\u200b-\\u2027\\u202a-" \
+#define ECMA_NONSPACE                                                                                                  \
+	"\\x00-\\x08\\x0e-\\x1f\\x21-\\x9f\\u00a1-\\u167f\\u1681-\\u1fff\\u200b-\\u2027\\u202a-"                       \
 	"\\u202e\\u2030-\\u205e\\u2060-\\u2fff\\u3001-\\ufefe\\uff00-\\u{10ffff}"
 #define ECMA_DOT "[^\\n\\r\\u2028\\u2029]"
 
@@ -95,49 +95,49 @@ static long hex4(const char *s, const char *end)
 static const struct {
 	const char *name, *shortname;
 } gc_names[] = {
-	{"Other", "C"},
-	{"Control", "Cc"},
-	{"cntrl", "Cc"},
-	{"Format", "Cf"},
-	{"Unassigned", "Cn"},
-	{"Private_Use", "Co"},
-	{"Surrogate", "Cs"},
-	{"Letter", "L"},
-	{"Cased_Letter", "L&"},
-	{"LC", "L&"},
-	{"Lowercase_Letter", "Ll"},
-	{"Modifier_Letter", "Lm"},
-	{"Other_Letter", "Lo"},
-	{"Titlecase_Letter", "Lt"},
-	{"Uppercase_Letter", "Lu"},
-	{"Mark", "M"},
-	{"Combining_Mark", "M"},
-	{"Spacing_Mark", "Mc"},
-	{"Enclosing_Mark", "Me"},
-	{"Nonspacing_Mark", "Mn"},
-	{"Number", "N"},
-	{"Decimal_Number", "Nd"},
-	{"digit", "Nd"},
-	{"Letter_Number", "Nl"},
-	{"Other_Number", "No"},
-	{"Punctuation", "P"},
-	{"punct", "P"},
-	{"Connector_Punctuation", "Pc"},
-	{"Dash_Punctuation", "Pd"},
-	{"Close_Punctuation", "Pe"},
-	{"Final_Punctuation", "Pf"},
-	{"Initial_Punctuation", "Pi"},
-	{"Other_Punctuation", "Po"},
-	{"Open_Punctuation", "Ps"},
-	{"Symbol", "S"},
-	{"Currency_Symbol", "Sc"},
-	{"Modifier_Symbol", "Sk"},
-	{"Math_Symbol", "Sm"},
-	{"Other_Symbol", "So"},
-	{"Separator", "Z"},
-	{"Line_Separator", "Zl"},
-	{"Paragraph_Separator", "Zp"},
-	{"Space_Separator", "Zs"},
+    {"Other", "C"},
+    {"Control", "Cc"},
+    {"cntrl", "Cc"},
+    {"Format", "Cf"},
+    {"Unassigned", "Cn"},
+    {"Private_Use", "Co"},
+    {"Surrogate", "Cs"},
+    {"Letter", "L"},
+    {"Cased_Letter", "L&"},
+    {"LC", "L&"},
+    {"Lowercase_Letter", "Ll"},
+    {"Modifier_Letter", "Lm"},
+    {"Other_Letter", "Lo"},
+    {"Titlecase_Letter", "Lt"},
+    {"Uppercase_Letter", "Lu"},
+    {"Mark", "M"},
+    {"Combining_Mark", "M"},
+    {"Spacing_Mark", "Mc"},
+    {"Enclosing_Mark", "Me"},
+    {"Nonspacing_Mark", "Mn"},
+    {"Number", "N"},
+    {"Decimal_Number", "Nd"},
+    {"digit", "Nd"},
+    {"Letter_Number", "Nl"},
+    {"Other_Number", "No"},
+    {"Punctuation", "P"},
+    {"punct", "P"},
+    {"Connector_Punctuation", "Pc"},
+    {"Dash_Punctuation", "Pd"},
+    {"Close_Punctuation", "Pe"},
+    {"Final_Punctuation", "Pf"},
+    {"Initial_Punctuation", "Pi"},
+    {"Other_Punctuation", "Po"},
+    {"Open_Punctuation", "Ps"},
+    {"Symbol", "S"},
+    {"Currency_Symbol", "Sc"},
+    {"Modifier_Symbol", "Sk"},
+    {"Math_Symbol", "Sm"},
+    {"Other_Symbol", "So"},
+    {"Separator", "Z"},
+    {"Line_Separator", "Zl"},
+    {"Paragraph_Separator", "Zp"},
+    {"Space_Separator", "Zs"},
 };
 
 /* At s = "\p{" or "\P{": writes the PCRE2 spelling of the property escape
@@ -349,8 +349,10 @@ int pc_regex_match(pc_regex *re, const char *s, size_t len)
 		if (!tl_md)
 			return 0;
 	}
-	if (!s)
+	if (!s) {
 		s = "";
+		len = 0;
+	}
 	rc = pcre2_match((const pcre2_code *)re->code, (PCRE2_SPTR)s, len, 0, 0, tl_md, NULL);
 	if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
 		rc = pcre2_match((const pcre2_code *)re->code, (PCRE2_SPTR)s, len, 0, PCRE2_NO_JIT, tl_md, NULL);

@@ -44,12 +44,12 @@
 
 #define KW_NUMBER (PC_KW_MAXIMUM | PC_KW_MINIMUM | PC_KW_EXCL_MAXIMUM | PC_KW_EXCL_MINIMUM | PC_KW_MULTIPLE_OF)
 #define KW_STRING (PC_KW_MAX_LENGTH | PC_KW_MIN_LENGTH | PC_KW_PATTERN)
-#define KW_ARRAY                                                                                   \
-	(PC_KW_MAX_ITEMS | PC_KW_MIN_ITEMS | PC_KW_ADDITIONAL_ITEMS | PC_KW_ITEMS | PC_KW_ITEMS_TUPLE | \
+#define KW_ARRAY                                                                                                       \
+	(PC_KW_MAX_ITEMS | PC_KW_MIN_ITEMS | PC_KW_ADDITIONAL_ITEMS | PC_KW_ITEMS | PC_KW_ITEMS_TUPLE |                \
 	 PC_KW_CONTAINS | PC_KW_UNIQUE_ITEMS)
-#define KW_OBJECT                                                                                  \
-	(PC_KW_MAX_PROPS | PC_KW_MIN_PROPS | PC_KW_REQUIRED | PC_KW_PROPERTY_NAMES |                   \
-	 PC_KW_ADDITIONAL_PROPS | PC_KW_DEPENDENCIES | PC_KW_PROPERTIES | PC_KW_PATTERN_PROPS)
+#define KW_OBJECT                                                                                                      \
+	(PC_KW_MAX_PROPS | PC_KW_MIN_PROPS | PC_KW_REQUIRED | PC_KW_PROPERTY_NAMES | PC_KW_ADDITIONAL_PROPS |          \
+	 PC_KW_DEPENDENCIES | PC_KW_PROPERTIES | PC_KW_PATTERN_PROPS)
 
 /* The instance being validated: a jansson value, or (j == NULL) a property
  * name checked by propertyNames, which is a string that has no json_t. */
@@ -62,8 +62,8 @@ typedef struct ival {
 typedef struct vctx {
 	pc_verrs *errs; /* NULL: stop at the first failure, report nothing */
 	int depth;
-	size_t ilen;  /* length of ipath */
-	bool itrunc;  /* ipath lost a segment that did not fit */
+	size_t ilen; /* length of ipath */
+	bool itrunc; /* ipath lost a segment that did not fit */
 	char ipath[PC_VERR_PATH_MAX];
 } vctx;
 
@@ -202,13 +202,17 @@ static pmark path_push_key(vctx *c, const char *k, size_t n)
 static pmark path_push_index(vctx *c, size_t i)
 {
 	char buf[24];
-	int n = snprintf(buf, sizeof buf, "%zu", i);
+	size_t n = 0;
 	pmark m = {c->ilen, c->itrunc};
 	if (!c->errs)
 		return m;
+	do {
+		buf[n++] = (char)('0' + i % 10);
+		i /= 10;
+	} while (i);
 	path_putc(c, '/');
-	for (int k = 0; k < n; k++)
-		path_putc(c, buf[k]);
+	while (n)
+		path_putc(c, buf[--n]);
 	c->ipath[c->ilen] = '\0';
 	return m;
 }
@@ -223,7 +227,7 @@ static void path_pop(vctx *c, pmark m)
 /* ---- error list -------------------------------------------------------- */
 
 static void add_err(vctx *c, const pc_schema *s, const char *kw, const char *param, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+    __attribute__((format(printf, 5, 6)));
 
 static void add_err(vctx *c, const pc_schema *s, const char *kw, const char *param, const char *fmt, ...)
 {
@@ -318,11 +322,11 @@ static bool v_prop(vctx *c, const pc_schema *s, const char *key, size_t klen, co
 }
 
 /* Records a failure: in boolean mode the caller returns false at once. */
-#define FAILED()                  \
-	do {                          \
-		ok = false;               \
-		if (!c->errs)             \
-			return false;         \
+#define FAILED()                                                                                                       \
+	do {                                                                                                           \
+		ok = false;                                                                                            \
+		if (!c->errs)                                                                                          \
+			return false;                                                                                  \
 	} while (0)
 
 /* ---- type -------------------------------------------------------------- */
@@ -337,8 +341,8 @@ static void type_names(unsigned types, char *out, size_t size)
 		unsigned bit;
 		const char *name;
 	} order[] = {
-		{PC_T_STRING, "string"}, {PC_T_NUMBER, "number"}, {PC_T_INTEGER, "integer"}, {PC_T_BOOLEAN, "boolean"},
-		{PC_T_OBJECT, "object"}, {PC_T_ARRAY, "array"},   {PC_T_NULL, "null"},
+	    {PC_T_STRING, "string"}, {PC_T_NUMBER, "number"}, {PC_T_INTEGER, "integer"}, {PC_T_BOOLEAN, "boolean"},
+	    {PC_T_OBJECT, "object"}, {PC_T_ARRAY, "array"},   {PC_T_NULL, "null"},
 	};
 	size_t pos = 0;
 	out[0] = '\0';
@@ -525,7 +529,8 @@ static bool v_string(vctx *c, const pc_schema *s, const ival *v)
 		}
 		if (need && (kw & PC_KW_MIN_LENGTH) && cp < s->min_length) {
 			FAILED();
-			add_err(c, s, "minLength", "", "must NOT have fewer than %" PRIu64 " characters", s->min_length);
+			add_err(c, s, "minLength", "", "must NOT have fewer than %" PRIu64 " characters",
+			        s->min_length);
 		}
 	}
 	if ((kw & PC_KW_PATTERN) && s->pattern && pc_regex_match(s->pattern, str, n) != 1) {
@@ -561,7 +566,8 @@ static bool v_unique(vctx *c, const pc_schema *s, const json_t *a)
 				const json_t *y = json_array_get(a, j);
 				if ((json_types(y) & types) && pc_json_equal(x, y)) {
 					add_err(c, s, "uniqueItems", "",
-					        "must NOT have duplicate items (items ## %zu and %zu are identical)", j, i);
+					        "must NOT have duplicate items (items ## %zu and %zu are identical)", j,
+					        i);
 					return false;
 				}
 			}
@@ -569,7 +575,8 @@ static bool v_unique(vctx *c, const pc_schema *s, const json_t *a)
 			for (size_t j = i; j-- > 0;) {
 				if (pc_json_equal(x, json_array_get(a, j))) {
 					add_err(c, s, "uniqueItems", "",
-					        "must NOT have duplicate items (items ## %zu and %zu are identical)", j, i);
+					        "must NOT have duplicate items (items ## %zu and %zu are identical)", j,
+					        i);
 					return false;
 				}
 			}
@@ -599,7 +606,8 @@ static bool v_array(vctx *c, const pc_schema *s, const json_t *a)
 		if (ai->boolean == 0) {
 			if (n > s->n_items_tuple) {
 				FAILED();
-				add_err(c, s, "additionalItems", "", "must NOT have more than %zu items", s->n_items_tuple);
+				add_err(c, s, "additionalItems", "", "must NOT have more than %zu items",
+				        s->n_items_tuple);
 			}
 		} else if (!always_valid(ai)) {
 			for (size_t i = s->n_items_tuple; i < n; i++)
@@ -655,9 +663,9 @@ static bool v_array(vctx *c, const pc_schema *s, const json_t *a)
 typedef struct keyiter {
 	json_t *obj;
 	void *it;
-	int phase;        /* 0: index keys ascending, 1: the rest in insertion order */
-	bool skip_index;  /* phase 1 skips index keys (already visited in phase 0) */
-	int64_t last;     /* last index key returned in phase 0 */
+	int phase;       /* 0: index keys ascending, 1: the rest in insertion order */
+	bool skip_index; /* phase 1 skips index keys (already visited in phase 0) */
+	int64_t last;    /* last index key returned in phase 0 */
 	const char *key;
 	size_t klen;
 	json_t *val;
@@ -792,7 +800,8 @@ static bool v_object(vctx *c, const pc_schema *s, const json_t *o)
 		for (size_t i = 0; i < s->n_required; i++) {
 			if (!json_object_get(o, s->required[i])) {
 				FAILED();
-				add_err(c, s, "required", s->required[i], "must have required property '%s'", s->required[i]);
+				add_err(c, s, "required", s->required[i], "must have required property '%s'",
+				        s->required[i]);
 			}
 		}
 	}
@@ -852,7 +861,7 @@ static bool v_object(vctx *c, const pc_schema *s, const json_t *o)
 			if (always_valid(p->schema))
 				continue;
 			const json_t *val = json_object_get(o, p->name);
-			if (val && !v_prop(c, p->schema, p->name, strlen(p->name), val))
+			if (val && !v_prop(c, p->schema, p->name, c->errs ? strlen(p->name) : 0, val))
 				FAILED();
 		}
 	}
@@ -864,7 +873,8 @@ static bool v_object(vctx *c, const pc_schema *s, const json_t *o)
 				continue;
 			ki_init(&ki, o, js_order);
 			while (ki_next(&ki)) {
-				if (pc_regex_match(pp->re, ki.key, ki.klen) == 1 && !v_prop(c, pp->schema, ki.key, ki.klen, ki.val))
+				if (pc_regex_match(pp->re, ki.key, ki.klen) == 1 &&
+				    !v_prop(c, pp->schema, ki.key, ki.klen, ki.val))
 					FAILED();
 			}
 		}
@@ -1019,6 +1029,14 @@ char *pc_verrs_format(const pc_verrs *errs, char *out, size_t size)
 		bool dup = false;
 		format_part(&errs->v[i], part, sizeof part);
 		for (size_t j = 0; j < i && !dup; j++) {
+			/* The real gateway reports one `required` error per object,
+			 * naming only the first missing property (observed on the
+			 * wire): drop later `required` errors at the same path. */
+			if (strcmp(errs->v[i].keyword, "required") == 0 && strcmp(errs->v[j].keyword, "required") == 0 &&
+			    strcmp(errs->v[i].instance_path, errs->v[j].instance_path) == 0) {
+				dup = true;
+				break;
+			}
 			format_part(&errs->v[j], prev, sizeof prev);
 			dup = strcmp(prev, part) == 0;
 		}
