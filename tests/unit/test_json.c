@@ -12,29 +12,8 @@
 
 #include <cmocka.h>
 
-#include "pc_schema.h"
+#include "lit.h"
 
-#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
-#define LSTR(s)                                                                                                        \
-	{                                                                                                              \
-		.type = PC_T_STRING, .str = (s), .len = sizeof(s) - 1                                                  \
-	}
-#define LINT(v)                                                                                                        \
-	{                                                                                                              \
-		.type = PC_T_NUMBER, .is_int = true, .i = (v), .num = (v)                                              \
-	}
-#define LNUM(v)                                                                                                        \
-	{                                                                                                              \
-		.type = PC_T_NUMBER, .num = (v)                                                                        \
-	}
-#define LBOOL(b)                                                                                                       \
-	{                                                                                                              \
-		.type = PC_T_BOOLEAN, .boolean = (b)                                                                   \
-	}
-#define LNULL                                                                                                          \
-	{                                                                                                              \
-		.type = PC_T_NULL                                                                                      \
-	}
 
 static json_t *parse(const char *text)
 {

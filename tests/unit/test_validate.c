@@ -17,34 +17,8 @@
 
 #include <cmocka.h>
 
-#include "pc_schema.h"
+#include "lit.h"
 
-/* An ordinary node; a plain {0} would be the `false` schema. */
-#define NODE(...)                                                                                                      \
-	{                                                                                                              \
-		.boolean = -1, __VA_ARGS__                                                                             \
-	}
-#define LSTR(s)                                                                                                        \
-	{                                                                                                              \
-		.type = PC_T_STRING, .str = (s), .len = sizeof(s) - 1                                                  \
-	}
-#define LINT(v)                                                                                                        \
-	{                                                                                                              \
-		.type = PC_T_NUMBER, .is_int = true, .i = (v), .num = (v)                                              \
-	}
-#define LNUM(v)                                                                                                        \
-	{                                                                                                              \
-		.type = PC_T_NUMBER, .num = (v)                                                                        \
-	}
-#define LBOOL(b)                                                                                                       \
-	{                                                                                                              \
-		.type = PC_T_BOOLEAN, .boolean = (b)                                                                   \
-	}
-#define LNULL                                                                                                          \
-	{                                                                                                              \
-		.type = PC_T_NULL                                                                                      \
-	}
-#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 static const pc_schema s_true = {.boolean = 1, .path = "#/t"};
 static const pc_schema s_false = {.boolean = 0, .path = "#/f"};
