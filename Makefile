@@ -94,7 +94,8 @@ test-unit: deps $(UNIT_BIN) $(BUILD)/tests/fuzz_frame_replay
 # libFuzzer run (needs clang; not part of make test): make fuzz FUZZ_SECONDS=60
 FUZZ_SECONDS ?= 60
 fuzz: deps
-	@command -v clang >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q clang libclang-rt-14-dev
+	@command -v clang >/dev/null || { apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends clang libclang-rt-14-dev; }
 	@mkdir -p build/fuzz/corpus && cp -n tests/fuzz/corpus/* build/fuzz/corpus/ 2>/dev/null || true
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -DPC_LIBFUZZER -Iruntime -Igenerated \
 	  tests/fuzz/fuzz_frame.c generated/*.c runtime/*.c -o build/fuzz/fuzz_frame $(LDLIBS)

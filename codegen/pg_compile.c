@@ -284,13 +284,7 @@ static pg_node *new_node(pg *g, const char *pointer, const char *doc_uri)
 	n->s.path = pg_printf(g, "#%s", pointer);
 	n->id = (int)g->n_nodes;
 	n->doc_uri = doc_uri;
-	size_t cap = g->n_nodes;
-	if ((cap & (cap - 1)) == 0) { /* grow at powers of two */
-		g->nodes = realloc(g->nodes, (cap ? cap * 2 : 16) * sizeof *g->nodes);
-		if (!g->nodes)
-			abort();
-	}
-	g->nodes[g->n_nodes++] = n;
+	*(pg_node **)pg_push(&g->nodes, &g->n_nodes, sizeof *g->nodes) = n;
 	return n;
 }
 

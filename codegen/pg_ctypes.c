@@ -113,8 +113,7 @@ static pg_ctype *plan(pg *g, const pc_schema *s, const char *name, bool by_value
 		pg_ctype *t = new_ctype(g, PC_C_ARRAY);
 		t->state = 1;
 		t->elem = plan(g, s->items, pg_printf(g, "%s_item", name), false);
-		t->cname = pg_printf(g, "struct { size_t n; %s%s*items; }", t->elem->cname,
-				     t->elem->cname[strlen(t->elem->cname) - 1] == '*' ? "" : " ");
+		t->cname = pg_printf(g, "struct { size_t n; %s; }", pg_decl(g, t->elem->cname, "*items"));
 		t->desc = pg_printf(g, "pg_t%d", t->id);
 		t->schema = (const pg_node *)s;
 		t->state = 2;
@@ -173,6 +172,7 @@ static pg_ctype *plan_def(pg *g, pg_def *df)
 		/* a named alias with its own descriptor (validates the definition) */
 		t->kind = p->kind;
 		t->elem = p->elem;
+		t->anon = p->cname;
 		if (!p->builtin)
 			p->state = 3; /* superseded by the named alias */
 	} else {

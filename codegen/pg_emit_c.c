@@ -45,7 +45,7 @@ static int lit_counter;
 
 static const char *emit_lits(pg *g, pg_buf *b, const pc_lit *lits, size_t n);
 
-static void lit_init(pg_buf *b, const pc_lit *l, const char *elems)
+static void lit_init(pg_buf *b, const pc_lit *l, const char *elems, const char *keys)
 {
 	pg_buf_printf(b, "{%u, %s, %s, INT64_C(%lld), %.17g, ", l->type, l->is_int ? "true" : "false",
 		      l->boolean ? "true" : "false", (long long)l->i, l->num);
@@ -54,7 +54,7 @@ static void lit_init(pg_buf *b, const pc_lit *l, const char *elems)
 	else
 		pg_buf_printf(b, "NULL");
 	pg_buf_printf(b, ", %zu, %s, ", l->len, elems ? elems : "NULL");
-	pg_buf_printf(b, "%s}", l->keys ? "KEYS" : "NULL");
+	pg_buf_printf(b, "%s}", keys ? keys : "NULL");
 }
 
 /* Emits static arrays for `lits` (and nested values first); returns the array name. */
@@ -78,19 +78,9 @@ static const char *emit_lits(pg *g, pg_buf *b, const pc_lit *lits, size_t n)
 	const char *name = pg_printf(g, "pg_l%d", lit_counter++);
 	pg_buf_printf(b, "static const pc_lit %s[] = {\n", name);
 	for (size_t i = 0; i < n; i++) {
-		pg_buf b2 = {0};
-		lit_init(&b2, &lits[i], elems[i]);
-		/* patch the keys placeholder */
-		char *k = strstr(b2.s, "KEYS}");
-		if (k && keys[i]) {
-			*k = '\0';
-			pg_buf_printf(b, "\t%s%s},\n", b2.s, keys[i]);
-		} else {
-			if (k)
-				memcpy(k, "NULL}", 5);
-			pg_buf_printf(b, "\t%s,\n", b2.s);
-		}
-		pg_buf_free(&b2);
+		pg_buf_printf(b, "\t");
+		lit_init(b, &lits[i], elems[i], keys[i]);
+		pg_buf_printf(b, ",\n");
 	}
 	pg_buf_printf(b, "};\n");
 	return name;
@@ -267,30 +257,6 @@ static const char *enum_const(pg *g, const pg_ctype *t, size_t i)
 	return pg_printf(g, "%s_%s", upper_ident(g, t->cname), upper_ident(g, t->enum_names[i]));
 }
 
-static const char *scalar_cname(const pg_ctype *t)
-{
-	switch (t->kind) {
-	case PC_C_JSON:
-		return "json_t *";
-	case PC_C_STRING:
-		return "const char *";
-	case PC_C_INT:
-		return "int64_t";
-	case PC_C_NUM:
-		return "double";
-	case PC_C_BOOL:
-		return "bool";
-	default:
-		return NULL;
-	}
-}
-
-static const char *array_cname(pg *g, const pg_ctype *elem)
-{
-	return pg_printf(g, "struct { size_t n; %s%s*items; }", elem->cname,
-			 elem->cname[strlen(elem->cname) - 1] == '*' ? "" : " ");
-}
-
 /* Emits the declaration of t once, after everything it needs complete:
  * embedded structs, enums and aliases. Arrays need only forward typedefs of
  * their element structs, but enums and aliases used as elements must exist. */
@@ -311,7 +277,6 @@ static void ensure_type(pg *g, pg_buf *h, pg_ctype *t)
 		ensure_type(g, h, t->elem);
 	comment(h, "", t->doc);
 	if (t->alias_of) {
-		ensure_type(g, h, t->alias_of);
 		pg_buf_printf(h, "typedef %s %s;\n\n", t->alias_of->cname, t->cname);
 	} else if (t->kind == PC_C_ENUM) {
 		pg_buf_printf(h, "typedef enum %s {\n", t->cname);
@@ -326,20 +291,12 @@ static void ensure_type(pg *g, pg_buf *h, pg_ctype *t)
 			pg_cfield *f = &t->fields[i];
 			if (f->has_flag)
 				pg_buf_printf(h, "\tbool has_%s;\n", f->cname);
-			const char *cn = f->type->cname;
-			pg_buf_printf(h, "\t%s%s%s;\n", cn, cn[strlen(cn) - 1] == '*' ? "" : " ", f->cname);
+			pg_buf_printf(h, "\t%s;\n", pg_decl(g, f->type->cname, f->cname));
 		}
 		pg_buf_printf(h, "};\n\n");
 	} else {
 		/* a definition that is a scalar, json_t * or array */
-		const char *cn;
-		if (t->kind == PC_C_ARRAY) {
-			ensure_type(g, h, t->elem);
-			cn = array_cname(g, t->elem);
-		} else {
-			cn = scalar_cname(t);
-		}
-		pg_buf_printf(h, "typedef %s%s%s;\n\n", cn, cn[strlen(cn) - 1] == '*' ? "" : " ", t->cname);
+		pg_buf_printf(h, "typedef %s;\n\n", pg_decl(g, t->anon, t->cname));
 	}
 	t->state = 4;
 }

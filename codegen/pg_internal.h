@@ -60,6 +60,7 @@ struct pg_ctype {
 	bool is_def;   /* a definition's own type (typedef + oc_X_desc) */
 	pg_ctype *alias_of; /* a definition that is another definition's type */
 	const char *doc;    /* the definition's description */
+	const char *anon;   /* scalar/array definitions: the spelling their typedef names */
 	bool builtin;
 	int state;     /* 0 new, 1 building/emitting, 2 done */
 	int id;
@@ -89,7 +90,7 @@ struct pg {
 	size_t n_ctypes;
 	json_t *index;    /* protocol.json */
 	void **pool;      /* every other allocation, freed by pg_free */
-	size_t n_pool, cap_pool;
+	size_t n_pool;
 	char hash[65];
 	unsigned char hash_state[128]; /* crypto_hash_sha256_state */
 	bool hash_started;
@@ -100,9 +101,10 @@ struct pg {
 void *pg_alloc(pg *g, size_t size);
 char *pg_strdup(pg *g, const char *s);
 char *pg_printf(pg *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void pg_grow(pg *g, void **arr, size_t *n, size_t elem, size_t *cap);
-/* Appends one zeroed element to a realloc'd array; returns it. */
+/* Appends one zeroed element to a realloc'd array (pass &array); returns it. */
 void *pg_push(void *arrp, size_t *n, size_t elem);
+/* A C declaration: pg_decl(g, "const char *", "x") is "const char *x". */
+char *pg_decl(pg *g, const char *type, const char *name);
 void pg_register_id(pg *g, const char *uri, json_t *schema);
 
 int pg_fail(pg_diag *d, const char *id, const char *where, const char *fmt, ...)

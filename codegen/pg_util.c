@@ -13,29 +13,25 @@ static void oom(void)
 	abort();
 }
 
-void pg_grow(pg *g, void **arr, size_t *n, size_t elem, size_t *cap)
-{
-	(void)g;
-	if (*n < *cap)
-		return;
-	size_t ncap = *cap ? *cap * 2 : 16;
-	void *p = realloc(*arr, ncap * elem);
-	if (!p)
-		oom();
-	memset((char *)p + *cap * elem, 0, (ncap - *cap) * elem);
-	*arr = p;
-	*cap = ncap;
-}
-
 void *pg_push(void *arrp, size_t *n, size_t elem)
 {
 	void **arr = arrp;
-	char *p = realloc(*arr, (*n + 1) * elem);
-	if (!p)
-		oom();
-	*arr = p;
+	char *p = *arr;
+	/* the capacity follows from n: it doubles whenever n reaches a power of two */
+	if (*n == 0 || (*n & (*n - 1)) == 0) {
+		p = realloc(p, (*n ? *n * 2 : 8) * elem);
+		if (!p)
+			oom();
+		*arr = p;
+	}
 	memset(p + *n * elem, 0, elem);
 	return p + (*n)++ * elem;
+}
+
+char *pg_decl(pg *g, const char *type, const char *name)
+{
+	size_t len = strlen(type);
+	return pg_printf(g, "%s%s%s", type, len && type[len - 1] == '*' ? "" : " ", name);
 }
 
 void *pg_alloc(pg *g, size_t size)
@@ -43,8 +39,7 @@ void *pg_alloc(pg *g, size_t size)
 	void *p = calloc(1, size ? size : 1);
 	if (!p)
 		oom();
-	pg_grow(g, (void **)&g->pool, &g->n_pool, sizeof(void *), &g->cap_pool);
-	g->pool[g->n_pool++] = p;
+	*(void **)pg_push(&g->pool, &g->n_pool, sizeof *g->pool) = p;
 	return p;
 }
 

@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Returns a NEW reference to the `json` of the first frame in `file` whose
@@ -16,9 +17,10 @@ static inline json_t *fixture_frame(const char *file, const char *dir, const cha
 	FILE *f = fopen(path, "r");
 	if (!f)
 		return NULL;
-	char line[1 << 16];
+	char *line = NULL; /* captured lines reach 70 KB: no fixed buffer */
+	size_t cap = 0;
 	json_t *found = NULL;
-	while (!found && fgets(line, sizeof line, f)) {
+	while (!found && getline(&line, &cap, f) > 0) {
 		json_t *rec = json_loads(line, 0, NULL);
 		json_t *frame = json_object_get(rec, "json");
 		const char *d = json_string_value(json_object_get(rec, "dir"));
@@ -27,6 +29,7 @@ static inline json_t *fixture_frame(const char *file, const char *dir, const cha
 			found = json_incref(frame);
 		json_decref(rec);
 	}
+	free(line);
 	fclose(f);
 	return found;
 }

@@ -73,14 +73,29 @@ static void test_parse_rejects_with_upstream_text(void **state)
 	json_decref(params);
 }
 
+/* The longest captured line (70 KB, a pre-auth oversize connect) must be
+ * read whole; its params carry a `pad` property the schema rejects. */
+static void test_long_fixture_line(void **state)
+{
+	(void)state;
+	json_t *req = fixture_frame("craft-preauth-oversize.jsonl", "c2s", "method", "connect");
+	assert_non_null(req);
+	json_t *params = json_object_get(req, "params");
+	assert_true(json_string_length(json_object_get(params, "pad")) > 65536);
+	pc_verrs errs;
+	char text[256];
+	assert_false(oc_ConnectParams_validate(params, &errs));
+	assert_non_null(strstr(pc_verrs_format(&errs, text, sizeof text), "unexpected property 'pad'"));
+	json_decref(req);
+}
+
 static void test_parse_malloc_mode_and_free(void **state)
 {
 	(void)state;
-	json_t *hello = fixture_frame("craft-token-ok.jsonl", "s2c", "id", "c1");
-	if (!hello) /* fall back to any hello-ok response */
-		hello = fixture_frame("cli-health.jsonl", "s2c", "type", "res");
+	json_t *hello = fixture_frame("cli-health.jsonl", "s2c", "type", "res");
 	assert_non_null(hello);
 	json_t *payload = json_object_get(hello, "payload");
+	assert_string_equal(json_string_value(json_object_get(payload, "type")), "hello-ok");
 	oc_HelloOk h;
 	pc_verrs errs;
 	assert_int_equal(oc_HelloOk_parse(payload, &h, NULL, &errs), 0);
@@ -100,6 +115,7 @@ static void test_parse_oom(void **state)
 	json_t *hello = fixture_frame("cli-health.jsonl", "s2c", "type", "res");
 	assert_non_null(hello);
 	json_t *payload = json_object_get(hello, "payload");
+	assert_string_equal(json_string_value(json_object_get(payload, "type")), "hello-ok");
 	int failures = 0;
 	for (long n = 0; n < 10000; n++) {
 		oc_HelloOk h;
@@ -197,6 +213,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_real_connect),
 		cmocka_unit_test(test_parse_rejects_with_upstream_text),
+		cmocka_unit_test(test_long_fixture_line),
 		cmocka_unit_test(test_parse_malloc_mode_and_free),
 		cmocka_unit_test(test_parse_oom),
 		cmocka_unit_test(test_serialize_oom),
