@@ -7,7 +7,7 @@ comma     := ,
 SAN_ON    := -fsanitize=address$(comma)undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 SANFLAGS  := $(if $(SAN),$(SAN_ON))
 BUILD     := build$(if $(SAN),-san,)
-CFLAGS    := $(OPT) $(CFLAGS_W) $(SANFLAGS) -Iruntime -Igenerated -Icodegen $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CFLAGS    := $(OPT) $(CFLAGS_W) $(SANFLAGS) -Iruntime -Igenerated -Icodegen -Iserver $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 LDFLAGS   := $(SANFLAGS)
 
@@ -15,6 +15,11 @@ DEB_PKGS  := pkg-config libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libj
              libsqlite3-dev sqlite3 libsodium-dev libcmocka-dev libpcre2-dev json-schema-test-suite
 
 RT_SRC    := $(wildcard runtime/*.c)
+SRV_SRC   := $(wildcard server/*.c)
+SRV_OBJ   := $(SRV_SRC:%.c=$(BUILD)/%.o)
+CONF_SRC  := $(wildcard conform/*.c)
+CONF_OBJ  := $(CONF_SRC:%.c=$(BUILD)/%.o)
+LWS_LIBS  := $(shell pkg-config --libs libwebsockets libuv 2>/dev/null)
 GEN_SRC   := $(filter-out codegen/main.c,$(wildcard codegen/*.c))
 RT_OBJ    := $(RT_SRC:%.c=$(BUILD)/%.o)
 GEN_OBJ   := $(GEN_SRC:%.c=$(BUILD)/%.o)
@@ -22,8 +27,8 @@ UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 
-.PHONY: all deps gen check-gen test test-unit test-jsts test-golden test-ajv clean run fuzz
-all: deps bin/pincer-gen $(BUILD)/libpincer-proto.a
+.PHONY: all deps gen check-gen test test-unit test-jsts test-golden test-ajv test-conform clean run fuzz
+all: deps bin/pincer-gen $(BUILD)/libpincer-proto.a bin/pincerd bin/pincer-conform
 
 # ---- dependencies ----------------------------------------------------------
 # Installs the Debian packages that are missing; a no-op when all are there.
@@ -50,8 +55,21 @@ bin/pincer-gen: $(BUILD)/codegen/main.o $(BUILD)/libpincer-gen.a $(BUILD)/libpin
 	@mkdir -p bin
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The daemon: server/*.c except main.c form libpincer-srv.a (unit tests link it).
+SRV_LIB_OBJ := $(filter-out $(BUILD)/server/main.o,$(SRV_OBJ))
+$(BUILD)/libpincer-srv.a: $(SRV_LIB_OBJ)
+	ar rcs $@ $^
+bin/pincerd: $(BUILD)/server/main.o $(BUILD)/libpincer-srv.a $(BUILD)/libpincer-proto.a $(BUILD)/libpincer-rt.a
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $^ $(LWS_LIBS) $(LDLIBS)
+
+# The conformance runner (a plain-socket WebSocket client; no lws).
+bin/pincer-conform: $(CONF_OBJ) $(BUILD)/libpincer-proto.a $(BUILD)/libpincer-rt.a
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # ---- generated protocol code ----------------------------------------------
-GENERATED := generated/oc_types.h generated/oc_tables.c generated/oc_protocol.h generated/oc_index.c generated/oc_methods.def
+GENERATED := generated/oc_types.h generated/oc_tables.c generated/oc_protocol.h generated/oc_index.c generated/oc_methods.def generated/oc_negative.json
 PROTO_OBJ := $(BUILD)/generated/oc_tables.o $(BUILD)/generated/oc_index.o
 $(BUILD)/libpincer-proto.a: $(PROTO_OBJ)
 	ar rcs $@ $^
@@ -70,10 +88,10 @@ check-gen: bin/pincer-gen
 	@echo "generated/ is up to date"
 
 # ---- tests -----------------------------------------------------------------
-TEST_LIBS := $(BUILD)/libpincer-proto.a $(BUILD)/libpincer-gen.a $(BUILD)/libpincer-rt.a
+TEST_LIBS := $(BUILD)/libpincer-srv.a $(BUILD)/libpincer-proto.a $(BUILD)/libpincer-gen.a $(BUILD)/libpincer-rt.a
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(TEST_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LWS_LIBS) $(LDLIBS) -lcmocka
 
 $(BUILD)/tests/jsts: tests/codegen/jsts.c $(BUILD)/libpincer-gen.a $(BUILD)/libpincer-rt.a
 	@mkdir -p $(dir $@)
@@ -121,13 +139,17 @@ test-ajv: deps bin/pincer-gen
 
 # The README's test command.
 test: deps check-gen
-	@$(MAKE) --no-print-directory test-unit test-golden test-jsts test-ajv
+	@$(MAKE) --no-print-directory test-unit test-golden test-jsts test-ajv test-conform
+
+# Conformance suite against a pincerd the runner starts itself (fresh state
+# dir, free port); every frame the daemon sends is schema-validated.
+test-conform: deps bin/pincerd bin/pincer-conform
+	bin/pincer-conform --pincerd bin/pincerd --scenarios tests/conformance
 
 run: all
-	@if [ -x bin/pincerd ]; then exec bin/pincerd; \
-	else echo "make run: bin/pincerd does not exist yet (the daemon is issue 3); nothing to start"; exit 1; fi
+	exec bin/pincerd
 
 clean:
 	rm -rf build build-san bin
 
--include $(RT_OBJ:.o=.d) $(GEN_OBJ:.o=.d) $(PROTO_OBJ:.o=.d)
+-include $(RT_OBJ:.o=.d) $(GEN_OBJ:.o=.d) $(PROTO_OBJ:.o=.d) $(SRV_OBJ:.o=.d) $(CONF_OBJ:.o=.d)

@@ -21,7 +21,8 @@
 
 #include "pg.h"
 
-static const char *const outputs[] = {"oc_types.h", "oc_tables.c", "oc_protocol.h", "oc_index.c", "oc_methods.def", NULL};
+static const char *const outputs[] = {"oc_types.h", "oc_tables.c", "oc_protocol.h", "oc_index.c", "oc_methods.def",
+					"oc_negative.json", NULL};
 
 static char *slurp(const char *path)
 {

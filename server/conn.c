@@ -1,0 +1,190 @@
+/*
+ * conn.c - outbound side of a connection: refcounted messages, the per-socket
+ * queue with its back-pressure limit, responses and close requests.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw.h"
+#include "pc_alloc.h"
+
+pd_msg *pd_msg_new(const char *text, size_t len)
+{
+	pd_msg *m = pc_malloc(sizeof *m + LWS_PRE + len + 1);
+	if (!m)
+		return NULL;
+	m->len = len;
+	m->refs = 1;
+	memcpy(m->data + LWS_PRE, text, len);
+	m->data[LWS_PRE + len] = '\0';
+	return m;
+}
+
+typedef struct dump_buf {
+	pd_msg *m;
+	size_t cap; /* payload capacity */
+	bool oom;
+} dump_buf;
+
+static int dump_cb(const char *buf, size_t size, void *data)
+{
+	dump_buf *d = data;
+	if (d->m->len + size + 1 > d->cap) {
+		size_t cap = d->cap * 2;
+		while (d->m->len + size + 1 > cap)
+			cap *= 2;
+		pd_msg *m = pc_malloc(sizeof *m + LWS_PRE + cap);
+		if (!m) {
+			d->oom = true;
+			return -1;
+		}
+		memcpy(m, d->m, sizeof *m + LWS_PRE + d->m->len);
+		pc_mfree(d->m);
+		d->m = m;
+		d->cap = cap;
+	}
+	memcpy(d->m->data + LWS_PRE + d->m->len, buf, size);
+	d->m->len += size;
+	return 0;
+}
+
+pd_msg *pd_msg_from_json(const json_t *j)
+{
+	dump_buf d = { .cap = 512 };
+	d.m = pc_malloc(sizeof *d.m + LWS_PRE + d.cap);
+	if (!d.m)
+		return NULL;
+	d.m->len = 0;
+	d.m->refs = 1;
+	if (json_dump_callback(j, dump_cb, &d, JSON_COMPACT) != 0 || d.oom) {
+		pc_mfree(d.m);
+		return NULL;
+	}
+	d.m->data[LWS_PRE + d.m->len] = '\0';
+	return d.m;
+}
+
+void pd_msg_unref(pd_msg *m)
+{
+	if (m && --m->refs == 0)
+		pc_mfree(m);
+}
+
+static bool queue_grow(pd_conn *c)
+{
+	size_t cap = c->q_cap ? c->q_cap * 2 : 8;
+	pd_msg **q = pc_malloc(cap * sizeof *q);
+	if (!q)
+		return false;
+	for (size_t i = 0; i < c->q_len; i++)
+		q[i] = c->q[(c->q_head + i) % c->q_cap];
+	pc_mfree(c->q);
+	c->q = q;
+	c->q_cap = cap;
+	c->q_head = 0;
+	return true;
+}
+
+void pd_conn_send(pd_conn *c, pd_msg *m)
+{
+	if (!m)
+		return;
+	if (c->state == PD_CONN_CLOSING && c->close_pending) {
+		pd_msg_unref(m);
+		return;
+	}
+	if ((int64_t)(c->q_bytes + m->len) > c->gw->cfg->max_buffered_bytes) {
+		pd_msg_unref(m);
+		pd_conn_close(c, 1008, "slow consumer");
+		return;
+	}
+	if (c->q_len == c->q_cap && !queue_grow(c)) {
+		pd_msg_unref(m);
+		pd_conn_close(c, 1011, NULL);
+		return;
+	}
+	c->q[(c->q_head + c->q_len) % c->q_cap] = m;
+	c->q_len++;
+	c->q_bytes += m->len;
+	lws_callback_on_writable(c->wsi);
+}
+
+void pd_conn_send_json(pd_conn *c, const json_t *frame)
+{
+	pd_msg *m = pd_msg_from_json(frame);
+	if (!m) {
+		pd_conn_close(c, 1011, NULL);
+		return;
+	}
+	pd_conn_send(c, m);
+}
+
+/* Cuts s to at most max bytes without splitting a UTF-8 sequence. */
+static size_t utf8_prefix(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	if (n <= max)
+		return n;
+	n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+		n--;
+	return n;
+}
+
+void pd_conn_close(pd_conn *c, int code, const char *reason)
+{
+	if (c->close_pending)
+		return;
+	c->close_pending = true;
+	c->close_code = code;
+	size_t n = reason ? utf8_prefix(reason, PD_CLOSE_REASON_MAX) : 0;
+	memcpy(c->close_reason, reason ? reason : "", n);
+	c->close_reason[n] = '\0';
+	c->state = PD_CONN_CLOSING;
+	lws_callback_on_writable(c->wsi);
+}
+
+json_t *pd_error_shape(const char *code, const char *message, json_t *details)
+{
+	json_t *e = json_object();
+	if (!e) {
+		json_decref(details);
+		return NULL;
+	}
+	json_object_set_new(e, "code", json_string(code));
+	json_object_set_new(e, "message", json_string(message));
+	if (details)
+		json_object_set_new(e, "details", details);
+	return e;
+}
+
+static void send_res(pd_conn *c, const char *id, bool ok, json_t *payload, json_t *error)
+{
+	json_t *f = json_object();
+	if (f) {
+		json_object_set_new(f, "type", json_string("res"));
+		json_object_set_new(f, "id", json_string(id));
+		json_object_set_new(f, "ok", json_boolean(ok));
+		if (payload)
+			json_object_set(f, "payload", payload);
+		if (error)
+			json_object_set(f, "error", error);
+		pd_conn_send_json(c, f);
+	} else {
+		pd_conn_close(c, 1011, NULL);
+	}
+	json_decref(f);
+	json_decref(payload);
+	json_decref(error);
+}
+
+void pd_send_ok(pd_conn *c, const char *id, json_t *payload)
+{
+	send_res(c, id, true, payload, NULL);
+}
+
+void pd_send_error(pd_conn *c, const char *id, const char *code, const char *message, json_t *details)
+{
+	send_res(c, id, false, NULL, pd_error_shape(code, message, details));
+}

@@ -1,0 +1,163 @@
+/*
+ * events.c - broadcasts with per-socket seq and scope gating (SPEC §1.5, §5),
+ * presence (the gateway's own entry plus one per authenticated client),
+ * the stateVersion counters and the cached health summary.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "gw.h"
+#include "pc_alloc.h"
+
+static bool may_receive(const pd_conn *c, const oc_event_info *ev)
+{
+	if (!ev->scope)
+		return true;
+	return c->role == PD_ROLE_OPERATOR && pd_conn_has_scope(c, ev->scope);
+}
+
+/* Appends s to the buffer at *p; the caller sized it. */
+static char *put(char *p, const char *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+
+void pd_broadcast(pd_gw *gw, oc_event_id id, const json_t *payload)
+{
+	const oc_event_info *ev = &oc_events[id];
+	/* serialize the payload (and stateVersion) once; only seq differs */
+	char *body = json_dumps(payload, JSON_COMPACT);
+	char *sv = NULL;
+	if (ev->state_version) {
+		json_t *v = pd_state_version(gw);
+		sv = v ? json_dumps(v, JSON_COMPACT) : NULL;
+		json_decref(v);
+	}
+	if (!body || (ev->state_version && !sv))
+		goto out;
+	char head[160];
+	int hn = snprintf(head, sizeof head, "{\"type\":\"event\",\"event\":\"%s\",\"payload\":", ev->name);
+	size_t bn = strlen(body), svn = sv ? strlen(sv) : 0;
+	for (pd_conn *c = gw->authed; c; c = c->auth_next) {
+		if (c->state != PD_CONN_READY || !may_receive(c, ev))
+			continue;
+		char tail[96];
+		int tn = ev->seq ? snprintf(tail, sizeof tail, ",\"seq\":%llu", (unsigned long long)++c->seq) : 0;
+		size_t total = (size_t)hn + bn + (size_t)tn + (sv ? 16 + svn : 0) + 1;
+		pd_msg *m = pc_malloc(sizeof *m + LWS_PRE + total + 1);
+		if (!m) {
+			pd_conn_close(c, 1011, NULL);
+			continue;
+		}
+		char *p = (char *)pd_msg_payload(m);
+		p = put(p, head, (size_t)hn);
+		p = put(p, body, bn);
+		p = put(p, tail, (size_t)tn);
+		if (sv) {
+			p = put(p, ",\"stateVersion\":", 16);
+			p = put(p, sv, svn);
+		}
+		p = put(p, "}", 1);
+		*p = '\0';
+		m->len = (size_t)(p - (char *)pd_msg_payload(m));
+		m->refs = 1;
+		pd_conn_send(c, m);
+	}
+out:
+	free(body);
+	free(sv);
+}
+
+json_t *pd_state_version(pd_gw *gw)
+{
+	return json_pack("{s:I, s:I}", "presence", (json_int_t)gw->sv_presence, "health",
+	                 (json_int_t)gw->sv_health);
+}
+
+static void set_str(json_t *o, const char *k, const char *v)
+{
+	if (v && *v)
+		json_object_set_new(o, k, json_string(v));
+}
+
+static json_t *self_entry(pd_gw *gw)
+{
+	char host[256] = "localhost", platform[300] = "linux", text[700];
+	struct utsname u;
+	gethostname(host, sizeof host - 1);
+	if (uname(&u) == 0)
+		snprintf(platform, sizeof platform, "%s %s", "linux", u.release);
+	snprintf(text, sizeof text, "Gateway: %s (%s) · app %s · mode gateway · reason self", host, host,
+	         PINCER_VERSION);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "host", host, "ip", host,
+	                 "version", PINCER_VERSION, "platform", platform, "deviceFamily", "Linux", "mode",
+	                 "gateway", "reason", "self", "instanceId", gw->boot_id, "text", text, "ts",
+	                 (json_int_t)gw->started_ms);
+}
+
+static json_t *client_entry(const pd_conn *c)
+{
+	json_t *e = json_object();
+	if (!e)
+		return NULL;
+	set_str(e, "host", c->client_display_name ? c->client_display_name : c->client_id);
+	set_str(e, "ip", c->ip);
+	set_str(e, "version", c->client_version);
+	set_str(e, "platform", c->client_platform);
+	set_str(e, "deviceFamily", c->client_device_family);
+	set_str(e, "modelIdentifier", c->client_model_identifier);
+	set_str(e, "mode", c->client_mode);
+	set_str(e, "reason", "connect");
+	set_str(e, "instanceId", c->client_instance_id ? c->client_instance_id : c->conn_id);
+	json_object_set_new(e, "roles", json_pack("[s]", c->role == PD_ROLE_NODE ? "node" : "operator"));
+	json_t *scopes = json_array();
+	for (size_t i = 0; i < c->n_scopes; i++)
+		json_array_append_new(scopes, json_string(c->scopes[i]));
+	json_object_set_new(e, "scopes", scopes);
+	json_object_set_new(e, "onlineSince", json_integer(c->connected_at_ms));
+	json_object_set_new(e, "ts", json_integer(c->connected_at_ms));
+	return e;
+}
+
+json_t *pd_presence_list(pd_gw *gw)
+{
+	json_t *list = json_array();
+	if (!list)
+		return NULL;
+	json_array_append_new(list, self_entry(gw));
+	for (pd_conn *c = gw->authed; c; c = c->auth_next)
+		if (c->state == PD_CONN_READY)
+			json_array_append_new(list, client_entry(c));
+	return list;
+}
+
+void pd_presence_changed(pd_gw *gw)
+{
+	gw->sv_presence++;
+	json_t *list = pd_presence_list(gw);
+	json_t *p = list ? json_pack("{s:o}", "presence", list) : NULL;
+	if (p)
+		pd_broadcast(gw, OC_EVENT_presence, p);
+	json_decref(p);
+}
+
+void pd_health_refresh(pd_gw *gw, bool broadcast)
+{
+	int64_t t0 = pd_now_ms();
+	json_t *h = json_pack("{s:b, s:I, s:I, s:{s:[], s:[], s:[]}, s:{}, s:[], s:{}, s:s, s:[]}", "ok",
+	                      1, "ts", (json_int_t)t0, "durationMs", (json_int_t)0, "plugins", "loaded",
+	                      "errors", "unavailable", "channels", "channelOrder", "channelLabels",
+	                      "defaultAgentId", "main", "agents");
+	if (!h)
+		return;
+	json_decref(gw->health);
+	gw->health = h;
+	gw->health_ts = t0;
+	if (broadcast) {
+		gw->sv_health++;
+		pd_broadcast(gw, OC_EVENT_health, h);
+	}
+}

@@ -1,0 +1,529 @@
+/*
+ * gw.c - the gateway loop: libwebsockets on a libuv loop we own, the
+ * WebSocket protocol callback (upgrade, challenge, reassembly, writes,
+ * closes), timers (tick, health), pre-auth accounting and shutdown.
+ */
+#include <arpa/inet.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gw.h"
+#include "pc_alloc.h"
+
+/* lws 4.1 keeps the close opcode private (enum value 4, between HTTP=3 and
+ * PING=5, see lws-write.h); lws_write() handles it like its own close. */
+#define PD_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
+
+typedef struct pd_pss {
+	pd_conn *c;
+} pd_pss;
+
+int64_t pd_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void pd_uuid4(char out[PD_UUID_LEN + 1])
+{
+	unsigned char b[16];
+	randombytes_buf(b, sizeof b);
+	b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
+	snprintf(out, PD_UUID_LEN + 1,
+	         "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+	         b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+	         b[14], b[15]);
+}
+
+/* ---- pre-auth sockets per client IP ---------------------------------- */
+
+static unsigned ip_bucket(const char *ip)
+{
+	unsigned h = 2166136261u;
+	for (; *ip; ip++)
+		h = (h ^ (unsigned char)*ip) * 16777619u;
+	return h % PD_PREAUTH_BUCKETS;
+}
+
+static pd_preauth_slot **preauth_find(pd_gw *gw, const char *ip)
+{
+	pd_preauth_slot **pp = &gw->preauth[ip_bucket(ip)];
+	while (*pp && strcmp((*pp)->ip, ip) != 0)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+bool pd_preauth_admit(pd_gw *gw, const char *ip)
+{
+	pd_preauth_slot **pp = preauth_find(gw, ip);
+	return !*pp || (*pp)->count < gw->cfg->max_preauth_per_ip;
+}
+
+static bool preauth_take(pd_gw *gw, pd_conn *c)
+{
+	pd_preauth_slot **pp = preauth_find(gw, c->ip);
+	if (!*pp) {
+		pd_preauth_slot *s = pc_calloc(1, sizeof *s);
+		if (!s)
+			return false;
+		snprintf(s->ip, sizeof s->ip, "%s", c->ip);
+		*pp = s;
+	}
+	(*pp)->count++;
+	c->preauth_counted = true;
+	return true;
+}
+
+void pd_preauth_release(pd_gw *gw, pd_conn *c)
+{
+	if (!c->preauth_counted)
+		return;
+	c->preauth_counted = false;
+	pd_preauth_slot **pp = preauth_find(gw, c->ip);
+	if (*pp && --(*pp)->count <= 0) {
+		pd_preauth_slot *s = *pp;
+		*pp = s->next;
+		pc_mfree(s);
+	}
+}
+
+/* ---- connection lifecycle -------------------------------------------- */
+
+static pd_gw *gw_of(struct lws *wsi)
+{
+	return lws_context_user(lws_get_context(wsi));
+}
+
+static void handshake_timeout(lws_sorted_usec_list_t *sul)
+{
+	pd_conn *c = lws_container_of(sul, pd_conn, sul_handshake);
+	if (c->state == PD_CONN_AWAIT_CONNECT || c->state == PD_CONN_HELLO_PENDING)
+		pd_conn_close(c, 1000, NULL);
+}
+
+static bool is_loopback(const char *ip)
+{
+	return strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0 ||
+	       strncmp(ip, "::ffff:127.", 11) == 0;
+}
+
+static void send_challenge(pd_conn *c)
+{
+	json_t *f = json_pack("{s:s, s:s, s:{s:s, s:I, s:[s]}}", "type", "event", "event",
+	                      "connect.challenge", "payload", "nonce", c->nonce, "ts",
+	                      (json_int_t)pd_now_ms(), "capabilities", "model-catalog-snapshot");
+	if (!f) {
+		pd_conn_close(c, 1011, NULL);
+		return;
+	}
+	pd_conn_send_json(c, f);
+	json_decref(f);
+}
+
+static pd_conn *conn_new(pd_gw *gw, struct lws *wsi)
+{
+	pd_conn *c = pc_calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	c->gw = gw;
+	c->wsi = wsi;
+	c->state = PD_CONN_AWAIT_CONNECT;
+	c->connected_at_ms = pd_now_ms();
+	pd_uuid4(c->conn_id);
+	pd_uuid4(c->nonce);
+	lws_get_peer_simple(wsi, c->ip, sizeof c->ip);
+	bool proxied = lws_hdr_total_length(wsi, WSI_TOKEN_X_FORWARDED_FOR) > 0;
+	c->loopback = is_loopback(c->ip) && !proxied;
+	c->has_origin = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0;
+	c->next = gw->conns;
+	if (gw->conns)
+		gw->conns->prev = c;
+	gw->conns = c;
+	gw->n_conns++;
+	return c;
+}
+
+static void authed_unlink(pd_gw *gw, pd_conn *c)
+{
+	if (c->auth_prev)
+		c->auth_prev->auth_next = c->auth_next;
+	else if (gw->authed == c)
+		gw->authed = c->auth_next;
+	else
+		return;
+	if (c->auth_next)
+		c->auth_next->auth_prev = c->auth_prev;
+	c->auth_prev = c->auth_next = NULL;
+	gw->n_authed--;
+}
+
+static void conn_free(pd_conn *c)
+{
+	pd_gw *gw = c->gw;
+	bool was_authed = gw->authed == c || c->auth_prev;
+	lws_sul_cancel(&c->sul_handshake);
+	pd_preauth_release(gw, c);
+	authed_unlink(gw, c);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		gw->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	gw->n_conns--;
+	for (size_t i = 0; i < c->q_len; i++)
+		pd_msg_unref(c->q[(c->q_head + i) % c->q_cap]);
+	pc_mfree(c->q);
+	for (size_t i = 0; i < c->n_pending; i++)
+		pc_mfree(c->pending[i].data);
+	pc_mfree(c->rx);
+	pd_conn_free_identity(c);
+	pc_mfree(c);
+	if (was_authed && !gw->stopping)
+		pd_presence_changed(gw);
+}
+
+/* Appends to the reassembly buffer; false when the message exceeds `limit`. */
+static bool rx_append(pd_conn *c, const void *in, size_t len, size_t limit)
+{
+	if (c->rx_len + len > limit)
+		return false;
+	if (c->rx_len + len + 1 > c->rx_cap) {
+		size_t cap = c->rx_cap ? c->rx_cap : 4096;
+		while (cap < c->rx_len + len + 1)
+			cap *= 2;
+		char *p = pc_malloc(cap);
+		if (!p)
+			return false;
+		if (c->rx_len)
+			memcpy(p, c->rx, c->rx_len);
+		pc_mfree(c->rx);
+		c->rx = p;
+		c->rx_cap = cap;
+	}
+	memcpy(c->rx + c->rx_len, in, len);
+	c->rx_len += len;
+	c->rx[c->rx_len] = '\0';
+	return true;
+}
+
+/* Drops a large reassembly buffer once a message is done, so an idle socket
+ * does not keep megabytes around. */
+static void rx_reset(pd_conn *c)
+{
+	c->rx_len = 0;
+	if (c->rx_cap > 65536) {
+		pc_mfree(c->rx);
+		c->rx = NULL;
+		c->rx_cap = 0;
+	}
+}
+
+static void handle_message(pd_conn *c, const char *text, size_t len)
+{
+	switch (c->state) {
+	case PD_CONN_AWAIT_CONNECT:
+		pd_handshake_frame(c, text, len);
+		break;
+	case PD_CONN_HELLO_PENDING:
+		if (c->n_pending >= OC_LIMIT_MAX_PENDING_HANDSHAKE_FRAMES) {
+			pd_conn_close(c, 1008, "too many pending handshake frames");
+			break;
+		}
+		c->pending[c->n_pending].data = pc_malloc(len + 1);
+		if (!c->pending[c->n_pending].data) {
+			pd_conn_close(c, 1011, NULL);
+			break;
+		}
+		memcpy(c->pending[c->n_pending].data, text, len + 1);
+		c->pending[c->n_pending].len = len;
+		c->n_pending++;
+		break;
+	case PD_CONN_READY:
+		pd_dispatch_frame(c, text, len);
+		break;
+	case PD_CONN_CLOSING:
+		break;
+	}
+}
+
+static int on_receive(pd_conn *c, const void *in, size_t len)
+{
+	struct lws *wsi = c->wsi;
+	bool authed = c->state == PD_CONN_READY;
+	size_t limit = authed ? (size_t)c->gw->cfg->max_payload_bytes
+	                      : (size_t)OC_LIMIT_MAX_PREAUTH_PAYLOAD_BYTES;
+	if (lws_is_first_fragment(wsi))
+		rx_reset(c);
+	if (c->state == PD_CONN_CLOSING)
+		return 0;
+	if (!rx_append(c, in, len, limit)) {
+		/* 1009 with an empty reason, as the ws library upstream sends */
+		lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);
+		c->state = PD_CONN_CLOSING;
+		return -1;
+	}
+	if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+		return 0;
+	handle_message(c, c->rx, c->rx_len);
+	rx_reset(c);
+	if (c->close_pending && c->q_len == 0) {
+		lws_close_reason(wsi, (enum lws_close_status)c->close_code,
+		                 (unsigned char *)c->close_reason, strlen(c->close_reason));
+		return -1;
+	}
+	return 0;
+}
+
+/* Writes one queued message; returns -1 to close the socket. */
+static int on_writeable(pd_conn *c)
+{
+	if (c->q_len) {
+		pd_msg *m = c->q[c->q_head];
+		c->q_head = (c->q_head + 1) % c->q_cap;
+		c->q_len--;
+		c->q_bytes -= m->len;
+		int n = lws_write(c->wsi, pd_msg_payload(m), m->len, LWS_WRITE_TEXT);
+		pd_msg_unref(m);
+		if (n < 0)
+			return -1;
+		if (c->state == PD_CONN_HELLO_PENDING && c->q_len == 0)
+			pd_handshake_hello_written(c);
+		if (c->q_len || c->close_pending)
+			lws_callback_on_writable(c->wsi);
+		return 0;
+	}
+	if (c->close_pending) {
+		/* lws 4.1 drops the socket without a close frame when WRITEABLE
+		 * returns -1 (only RECEIVE's -1 sends lws_close_reason's frame),
+		 * so write the frame here, then close. */
+		unsigned char buf[LWS_PRE + 2 + PD_CLOSE_REASON_MAX + 4];
+		size_t rn = strlen(c->close_reason);
+		buf[LWS_PRE] = (unsigned char)(c->close_code >> 8);
+		buf[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xFF);
+		memcpy(buf + LWS_PRE + 2, c->close_reason, rn);
+		lws_write(c->wsi, buf + LWS_PRE, 2 + rn, PD_LWS_WRITE_CLOSE);
+		return -1;
+	}
+	return 0;
+}
+
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                       size_t len)
+{
+	pd_pss *pss = user;
+	pd_gw *gw;
+	char ip[64];
+
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		gw = gw_of(wsi);
+		if (gw->stopping)
+			return 1;
+		lws_get_peer_simple(wsi, ip, sizeof ip);
+		if (!pd_preauth_admit(gw, ip)) {
+			lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
+			                       "Too many unauthenticated sockets");
+			return 1;
+		}
+		return 0;
+	case LWS_CALLBACK_ESTABLISHED:
+		gw = gw_of(wsi);
+		pss->c = conn_new(gw, wsi);
+		if (!pss->c || !preauth_take(gw, pss->c))
+			return -1;
+		lws_sul_schedule(gw->ctx, 0, &pss->c->sul_handshake, handshake_timeout,
+		                 gw->cfg->handshake_timeout_ms * LWS_US_PER_MS);
+		send_challenge(pss->c);
+		return 0;
+	case LWS_CALLBACK_RECEIVE:
+		return pss->c ? on_receive(pss->c, in, len) : -1;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return pss->c ? on_writeable(pss->c) : -1;
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		if (pss->c)
+			pss->c->state = PD_CONN_CLOSING;
+		return 0;
+	case LWS_CALLBACK_CLOSED:
+		if (pss->c) {
+			conn_free(pss->c);
+			pss->c = NULL;
+		}
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/* ---- timers ------------------------------------------------------------ */
+
+static void on_tick(uv_timer_t *t)
+{
+	pd_gw *gw = t->data;
+	json_t *p = json_pack("{s:I}", "ts", (json_int_t)pd_now_ms());
+	if (p)
+		pd_broadcast(gw, OC_EVENT_tick, p);
+	json_decref(p);
+}
+
+static void on_health(uv_timer_t *t)
+{
+	pd_health_refresh(t->data, true);
+}
+
+/* ---- shutdown ----------------------------------------------------------- */
+
+static void finish_stop(pd_gw *gw)
+{
+	uv_timer_stop(&gw->shutdown_timer);
+	uv_timer_stop(&gw->tick_timer);
+	uv_timer_stop(&gw->health_timer);
+	uv_signal_stop(&gw->sig_term);
+	uv_signal_stop(&gw->sig_int);
+	uv_close((uv_handle_t *)&gw->shutdown_timer, NULL);
+	uv_close((uv_handle_t *)&gw->tick_timer, NULL);
+	uv_close((uv_handle_t *)&gw->health_timer, NULL);
+	uv_close((uv_handle_t *)&gw->sig_term, NULL);
+	uv_close((uv_handle_t *)&gw->sig_int, NULL);
+	/* lws closes its own handles; the loop ends once all are closed */
+	lws_context_destroy(gw->ctx);
+	gw->ctx = NULL;
+}
+
+static void on_shutdown_poll(uv_timer_t *t)
+{
+	pd_gw *gw = t->data;
+	/* all sockets gone, or the grace period is over */
+	if (gw->n_conns == 0 || pd_now_ms() - gw->stop_ms > 2000)
+		finish_stop(gw);
+}
+
+static void begin_stop(pd_gw *gw)
+{
+	if (gw->stopping)
+		return;
+	gw->stopping = true;
+	uv_timer_stop(&gw->tick_timer);
+	uv_timer_stop(&gw->health_timer);
+	json_t *p = json_pack("{s:s}", "reason", "gateway stopping");
+	if (p)
+		pd_broadcast(gw, OC_EVENT_shutdown, p);
+	json_decref(p);
+	for (pd_conn *c = gw->conns; c; c = c->next)
+		pd_conn_close(c, 1012, "service restart");
+	gw->stop_ms = pd_now_ms();
+	uv_timer_start(&gw->shutdown_timer, on_shutdown_poll, 20, 20);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	(void)signum;
+	begin_stop(s->data);
+}
+
+/* ---- setup --------------------------------------------------------------- */
+
+static struct lws_protocols protocols[] = {
+	{ "http", pd_http_callback, 0 /* set at start */, 0, 0, NULL, 0 },
+	{ "openclaw", ws_callback, sizeof(pd_pss), 4096, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 },
+};
+
+static const struct lws_protocol_vhost_options pvo_default = { NULL, NULL, "default", "1" };
+static const struct lws_protocol_vhost_options pvo = { NULL, &pvo_default, "openclaw", "" };
+
+static void log_emit(int level, const char *line)
+{
+	if (level & (LLL_ERR | LLL_WARN))
+		fprintf(stderr, "lws: %s", line);
+}
+
+int pd_gw_run(const pd_config *cfg)
+{
+	static pd_gw gw_static;
+	pd_gw *gw = &gw_static;
+	memset(gw, 0, sizeof *gw);
+	gw->cfg = cfg;
+	gw->started_ms = pd_now_ms();
+	gw->sv_presence = 1;
+	gw->sv_health = 1;
+	pd_uuid4(gw->boot_id);
+
+	lws_set_log_level(LLL_ERR | LLL_WARN, log_emit);
+	if (uv_loop_init(&gw->loop) != 0) {
+		fprintf(stderr, "pincerd: cannot initialise the event loop\n");
+		return PD_EXIT_SOFTWARE;
+	}
+	void *foreign[] = { &gw->loop };
+	lws_retry_bo_t *idle = pc_calloc(1, sizeof *idle);
+	if (!idle)
+		return PD_EXIT_SOFTWARE;
+	idle->secs_since_valid_ping = (uint16_t)cfg->keepalive_secs;
+	idle->secs_since_valid_hangup = (uint16_t)(cfg->keepalive_secs * 2);
+
+	struct lws_context_creation_info info;
+	memset(&info, 0, sizeof info);
+	info.port = cfg->port;
+	info.iface = cfg->listen_host;
+	protocols[0].per_session_data_size = pd_http_pss_size;
+	info.protocols = protocols;
+	info.pvo = &pvo;
+	info.user = gw;
+	info.foreign_loops = foreign;
+	info.retry_and_idle_policy = idle;
+	info.max_http_header_data = 65535; /* lws 4.1 drops the connection beyond this */
+	info.timeout_secs = 10;
+	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+	               LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN;
+	if (!strchr(cfg->listen_host, ':'))
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+
+	gw->ctx = lws_create_context(&info);
+	if (!gw->ctx) {
+		fprintf(stderr, "pincerd: cannot listen on %s:%d (in use, or not an address of this host)\n",
+		        cfg->listen_host, cfg->port);
+		pc_mfree(idle);
+		uv_loop_close(&gw->loop);
+		return PD_EXIT_SOFTWARE;
+	}
+
+	pd_health_refresh(gw, false);
+	uv_timer_init(&gw->loop, &gw->tick_timer);
+	uv_timer_init(&gw->loop, &gw->health_timer);
+	uv_timer_init(&gw->loop, &gw->shutdown_timer);
+	gw->tick_timer.data = gw->health_timer.data = gw->shutdown_timer.data = gw;
+	uv_timer_start(&gw->tick_timer, on_tick, (uint64_t)cfg->tick_interval_ms,
+	               (uint64_t)cfg->tick_interval_ms);
+	uv_timer_start(&gw->health_timer, on_health, (uint64_t)cfg->health_refresh_ms,
+	               (uint64_t)cfg->health_refresh_ms);
+	uv_signal_init(&gw->loop, &gw->sig_term);
+	uv_signal_init(&gw->loop, &gw->sig_int);
+	gw->sig_term.data = gw->sig_int.data = gw;
+	uv_signal_start(&gw->sig_term, on_signal, SIGTERM);
+	uv_signal_start(&gw->sig_int, on_signal, SIGINT);
+
+	fprintf(stderr, "pincerd: listening on ws://%s:%d (auth: %s)\n", cfg->listen_host, cfg->port,
+	        pd_auth_mode_name(cfg->auth_mode));
+	fflush(stderr);
+
+	uv_run(&gw->loop, UV_RUN_DEFAULT);
+	/* let closing handles finish */
+	while (uv_loop_close(&gw->loop) == UV_EBUSY)
+		uv_run(&gw->loop, UV_RUN_NOWAIT);
+
+	json_decref(gw->health);
+	for (size_t i = 0; i < PD_PREAUTH_BUCKETS; i++)
+		while (gw->preauth[i]) {
+			pd_preauth_slot *s = gw->preauth[i];
+			gw->preauth[i] = s->next;
+			pc_mfree(s);
+		}
+	pc_mfree(idle);
+	fprintf(stderr, "pincerd: stopped\n");
+	return gw->exit_code;
+}

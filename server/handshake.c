@@ -1,0 +1,341 @@
+/*
+ * handshake.c - the first frame of a connection: frame and ConnectParams
+ * validation, protocol negotiation, role, shared-secret auth, the
+ * device-less operator rules, and hello-ok. Order and texts follow the
+ * released gateway (SPEC.md §1.4, §2, §3; WIRE.md §3-4).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "gw.h"
+#include "pc_alloc.h"
+
+static void fail(pd_conn *c, const char *id, const char *code, const char *message,
+                 json_t *details, int close_code, const char *close_reason)
+{
+	pd_send_error(c, id, code, message, details);
+	pd_conn_close(c, close_code, close_reason ? close_reason : message);
+}
+
+/* Upstream claimsWorkerConnectionIdentity: checked before any validation. */
+static bool claims_worker(const json_t *frame)
+{
+	const json_t *p = json_object_get(frame, "params");
+	if (!json_is_object(p))
+		return false;
+	const char *role = json_string_value(json_object_get(p, "role"));
+	if (role && strcmp(role, "worker") == 0)
+		return true;
+	const json_t *cl = json_object_get(p, "client");
+	if (!json_is_object(cl))
+		return false;
+	const char *id = json_string_value(json_object_get(cl, "id"));
+	const char *mode = json_string_value(json_object_get(cl, "mode"));
+	return (id && strcmp(id, "openclaw-worker") == 0) || (mode && strcmp(mode, "worker") == 0);
+}
+
+static bool protocol_ok(const oc_ConnectParams *p, bool node_client)
+{
+	int64_t lo = p->minProtocol, hi = p->maxProtocol;
+	if (hi >= OC_PROTOCOL_VERSION && lo <= OC_PROTOCOL_VERSION)
+		return true;
+	if (p->client.mode == OC_GATEWAYCLIENTMODE_PROBE && hi >= OC_PROTOCOL_MIN_PROBE_PROTOCOL &&
+	    lo <= OC_PROTOCOL_VERSION)
+		return true;
+	return node_client && hi >= OC_PROTOCOL_MIN_NODE_PROTOCOL && lo <= OC_PROTOCOL_MIN_NODE_PROTOCOL;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? pc_strdup(s) : NULL;
+}
+
+void pd_conn_free_identity(pd_conn *c)
+{
+	for (size_t i = 0; i < c->n_scopes; i++)
+		pc_mfree(c->scopes[i]);
+	c->n_scopes = 0;
+	char **fields[] = { &c->client_id, &c->client_mode, &c->client_version, &c->client_platform,
+		            &c->client_display_name, &c->client_device_family,
+		            &c->client_model_identifier, &c->client_instance_id };
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+		pc_mfree(*fields[i]);
+		*fields[i] = NULL;
+	}
+}
+
+static const char *client_id_name(oc_GatewayClientId id)
+{
+	const pc_ctype *t = &oc_GatewayClientId_desc;
+	return (unsigned)id < t->n_enum ? t->enum_names[id] : "";
+}
+
+static const char *client_mode_name(oc_GatewayClientMode m)
+{
+	const pc_ctype *t = &oc_GatewayClientMode_desc;
+	return (unsigned)m < t->n_enum ? t->enum_names[m] : "";
+}
+
+static bool set_identity(pd_conn *c, const oc_ConnectParams *p, pd_role role, bool keep_scopes)
+{
+	c->role = role;
+	if (keep_scopes && p->has_scopes) {
+		for (size_t i = 0; i < p->scopes.n && c->n_scopes < PD_MAX_SCOPES; i++) {
+			bool dup = false;
+			for (size_t j = 0; j < c->n_scopes; j++)
+				dup |= strcmp(c->scopes[j], p->scopes.items[i]) == 0;
+			if (dup)
+				continue;
+			if (!(c->scopes[c->n_scopes] = pc_strdup(p->scopes.items[i])))
+				return false;
+			c->n_scopes++;
+		}
+	}
+	c->client_id = pc_strdup(client_id_name(p->client.id));
+	c->client_mode = pc_strdup(client_mode_name(p->client.mode));
+	c->client_version = dup_or_null(p->client.version);
+	c->client_platform = dup_or_null(p->client.platform);
+	c->client_display_name = dup_or_null(p->client.displayName);
+	c->client_device_family = dup_or_null(p->client.deviceFamily);
+	c->client_model_identifier = dup_or_null(p->client.modelIdentifier);
+	c->client_instance_id = dup_or_null(p->client.instanceId);
+	return c->client_id && c->client_mode && c->client_version && c->client_platform &&
+	       (!p->client.displayName || c->client_display_name) &&
+	       (!p->client.deviceFamily || c->client_device_family) &&
+	       (!p->client.modelIdentifier || c->client_model_identifier) &&
+	       (!p->client.instanceId || c->client_instance_id);
+}
+
+/* features{methods, events}: built once (advertised methods only). */
+static json_t *g_features;
+
+static json_t *features_json(void)
+{
+	if (!g_features) {
+		json_t *methods = json_array(), *events = json_array();
+		for (size_t i = 0; i < OC_METHOD_COUNT; i++)
+			if (oc_methods[i].advertised)
+				json_array_append_new(methods, json_string(oc_methods[i].name));
+		for (size_t i = 0; i < OC_EVENT_COUNT; i++)
+			json_array_append_new(events, json_string(oc_events[i].name));
+		g_features = json_pack("{s:o, s:o}", "methods", methods, "events", events);
+	}
+	return g_features ? json_incref(g_features) : NULL;
+}
+
+void pd_handshake_cleanup(void)
+{
+	json_decref(g_features);
+	g_features = NULL;
+}
+
+static json_t *hello_ok(pd_conn *c, const char *auth_method)
+{
+	pd_gw *gw = c->gw;
+	const pd_config *cfg = gw->cfg;
+	json_t *scopes = json_array();
+	for (size_t i = 0; i < c->n_scopes; i++)
+		json_array_append_new(scopes, json_string(c->scopes[i]));
+	json_t *snapshot = json_pack(
+		"{s:o, s:O, s:o, s:I}", "presence", pd_presence_list(gw), "health", gw->health,
+		"stateVersion", pd_state_version(gw), "uptimeMs", (json_int_t)(pd_now_ms() - gw->started_ms));
+	if (snapshot && pd_conn_has_scope(c, "operator.admin")) {
+		json_object_set_new(snapshot, "stateDir", json_string(cfg->state_dir));
+		json_object_set_new(snapshot, "authMode", json_string(pd_auth_mode_name(cfg->auth_mode)));
+		if (cfg->config_path)
+			json_object_set_new(snapshot, "configPath", json_string(cfg->config_path));
+	}
+	return json_pack("{s:s, s:i, s:{s:s, s:s, s:s}, s:o, s:o, s:{s:s, s:o, s:s}, s:{s:I, s:I, s:I}}",
+	                 "type", "hello-ok", "protocol", OC_PROTOCOL_VERSION, "server", "version",
+	                 PINCER_VERSION, "bootId", gw->boot_id, "connId", c->conn_id, "features",
+	                 features_json(), "snapshot", snapshot, "auth", "role",
+	                 c->role == PD_ROLE_NODE ? "node" : "operator", "scopes", scopes, "method",
+	                 auth_method, "policy", "maxPayload", (json_int_t)cfg->max_payload_bytes,
+	                 "maxBufferedBytes", (json_int_t)cfg->max_buffered_bytes, "tickIntervalMs",
+	                 (json_int_t)cfg->tick_interval_ms);
+}
+
+static void reject_unauthorized(pd_conn *c, const char *id, const oc_ConnectParams *p,
+                                const pd_auth_result *ar, bool has_device)
+{
+	const oc_ConnectAuth *a = &p->auth;
+	const char *provided = pd_auth_provided_kind(a->token, a->password, a->bootstrapToken,
+	                                             a->deviceToken);
+	bool can_retry = ar->reason && strcmp(ar->reason, "token_mismatch") == 0 && has_device &&
+	                 strcmp(provided, "token") == 0 && !a->deviceToken;
+	char msg[256];
+	pd_auth_msg_ctx mc = { ar->reason, client_id_name(p->client.id),
+		               client_mode_name(p->client.mode), c->loopback };
+	pd_auth_message(msg, sizeof msg, &mc);
+	json_t *details = json_pack("{s:s, s:s?, s:b, s:s}", "code", pd_auth_detail_code(ar->reason),
+	                            "authReason", ar->reason, "canRetryWithDeviceToken", can_retry,
+	                            "recommendedNextStep", pd_auth_next_step(ar->reason, can_retry));
+	fail(c, id, "INVALID_REQUEST", msg, details, 1008, NULL);
+}
+
+static void admit(pd_conn *c, const char *id, const oc_ConnectParams *p)
+{
+	const pd_config *cfg = c->gw->cfg;
+	bool node_client = p->role && strcmp(p->role, "node") == 0 &&
+	                   p->client.mode == OC_GATEWAYCLIENTMODE_NODE;
+	if (!protocol_ok(p, node_client)) {
+		json_t *d = json_pack("{s:s, s:I, s:I, s:i, s:i}", "code", "PROTOCOL_MISMATCH",
+		                      "clientMinProtocol", (json_int_t)p->minProtocol,
+		                      "clientMaxProtocol", (json_int_t)p->maxProtocol,
+		                      "expectedProtocol", OC_PROTOCOL_VERSION, "minimumProbeProtocol",
+		                      OC_PROTOCOL_MIN_PROBE_PROTOCOL);
+		fail(c, id, "INVALID_REQUEST", "protocol mismatch", d, 1002, NULL);
+		return;
+	}
+	const char *role_raw = p->role ? p->role : "operator";
+	pd_role role;
+	if (strcmp(role_raw, "operator") == 0)
+		role = PD_ROLE_OPERATOR;
+	else if (strcmp(role_raw, "node") == 0)
+		role = PD_ROLE_NODE;
+	else {
+		fail(c, id, "INVALID_REQUEST", "invalid role", NULL, 1008, NULL);
+		return;
+	}
+
+	const oc_ConnectAuth *a = &p->auth;
+	bool has_device = p->has_device;
+	bool has_shared = (a->token && *a->token) || (a->password && *a->password);
+	pd_auth_result ar = pd_auth_shared(cfg, a->token, a->password);
+	bool shared_ok = ar.ok && (strcmp(ar.method, "token") == 0 || strcmp(ar.method, "password") == 0) &&
+	                 has_shared;
+	bool shared_method = strcmp(ar.method, "token") == 0 || strcmp(ar.method, "password") == 0;
+	bool local = c->loopback && !c->has_origin;
+	bool backend = p->client.id == OC_GATEWAYCLIENTID_GATEWAY_CLIENT &&
+	               p->client.mode == OC_GATEWAYCLIENTMODE_BACKEND;
+	bool cli_cli = p->client.id == OC_GATEWAYCLIENTID_CLI && p->client.mode == OC_GATEWAYCLIENTMODE_CLI;
+	bool control_ui = p->client.id == OC_GATEWAYCLIENTID_OPENCLAW_CONTROL_UI ||
+	                  p->client.id == OC_GATEWAYCLIENTID_OPENCLAW_TUI;
+	bool skip_backend_pairing = backend && local &&
+	                            (strcmp(ar.method, "none") == 0 || (shared_ok && shared_method));
+	bool keep_cli_scopes = cli_cli && local && shared_ok && shared_method;
+	bool keep_scopes = true;
+
+	if (!has_device) {
+		enum { ALLOW, REJECT_UI, REJECT_AUTH, REJECT_DEVICE } decision;
+		if (skip_backend_pairing && role == PD_ROLE_OPERATOR)
+			decision = ALLOW;
+		else if (control_ui)
+			decision = REJECT_UI;
+		else if (role == PD_ROLE_OPERATOR && shared_ok)
+			decision = ALLOW;
+		else if (!ar.ok && has_shared)
+			decision = REJECT_AUTH;
+		else
+			decision = REJECT_DEVICE;
+		if (!skip_backend_pairing && !keep_cli_scopes && (decision != ALLOW || shared_method))
+			keep_scopes = false;
+		switch (decision) {
+		case ALLOW:
+			break;
+		case REJECT_UI:
+			fail(c, id, "INVALID_REQUEST",
+			     "control ui requires device identity (use HTTPS or localhost secure context)",
+			     json_pack("{s:s}", "code", "CONTROL_UI_DEVICE_IDENTITY_REQUIRED"), 1008, NULL);
+			return;
+		case REJECT_AUTH:
+			reject_unauthorized(c, id, p, &ar, false);
+			return;
+		case REJECT_DEVICE:
+			fail(c, id, "NOT_PAIRED", "device identity required",
+			     json_pack("{s:s}", "code", "DEVICE_IDENTITY_REQUIRED"), 1008, NULL);
+			return;
+		}
+	}
+	/* A device block is schema-checked only until device proofs land
+	 * (issue 4); the shared secret still decides. */
+	if (!ar.ok) {
+		reject_unauthorized(c, id, p, &ar, has_device);
+		return;
+	}
+
+	if (!set_identity(c, p, role, keep_scopes)) {
+		pd_conn_close(c, 1011, NULL);
+		return;
+	}
+	json_t *hello = hello_ok(c, ar.method);
+	if (!hello) {
+		pd_conn_close(c, 1011, NULL);
+		return;
+	}
+	pd_send_ok(c, id, hello);
+	lws_sul_cancel(&c->sul_handshake);
+	pd_preauth_release(c->gw, c);
+	c->state = PD_CONN_HELLO_PENDING;
+}
+
+void pd_handshake_frame(pd_conn *c, const char *text, size_t len)
+{
+	json_error_t jerr;
+	json_t *frame = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+	if (!frame) {
+		/* non-JSON: close 1000, no response; a duplicate key is JSON we
+		 * refuse (decision 0002): treated as an invalid request frame */
+		if (json_error_code(&jerr) == json_error_duplicate_key)
+			pd_conn_close(c, 1008, "invalid request frame");
+		else
+			pd_conn_close(c, 1000, NULL);
+		return;
+	}
+	if (claims_worker(frame)) {
+		pd_conn_close(c, 1008, "invalid-handshake");
+		json_decref(frame);
+		return;
+	}
+	if (!oc_RequestFrame_validate(frame, NULL)) {
+		pd_conn_close(c, 1008, "invalid request frame");
+		json_decref(frame);
+		return;
+	}
+	const char *id = json_string_value(json_object_get(frame, "id"));
+	const char *method = json_string_value(json_object_get(frame, "method"));
+	if (strcmp(method, "connect") != 0) {
+		fail(c, id, "INVALID_REQUEST", "invalid handshake: first request must be connect", NULL,
+		     1008, NULL);
+		json_decref(frame);
+		return;
+	}
+	const json_t *params = json_object_get(frame, "params");
+	oc_ConnectParams p;
+	pc_verrs errs;
+	int rc = oc_ConnectParams_parse(params ? params : json_null(), &p, NULL, &errs);
+	if (rc == -1) {
+		char fmt[1024], msg[1100];
+		pc_verrs_format(&errs, fmt, sizeof fmt);
+		snprintf(msg, sizeof msg, "invalid connect params: %s", fmt);
+		fail(c, id, "INVALID_REQUEST", msg, NULL, 1008, NULL);
+	} else if (rc < 0) {
+		pd_conn_close(c, 1011, NULL);
+	} else {
+		admit(c, id, &p);
+		oc_ConnectParams_free(&p);
+	}
+	json_decref(frame);
+}
+
+void pd_handshake_hello_written(pd_conn *c)
+{
+	pd_gw *gw = c->gw;
+	c->state = PD_CONN_READY;
+	c->auth_next = gw->authed;
+	if (gw->authed)
+		gw->authed->auth_prev = c;
+	gw->authed = c;
+	gw->n_authed++;
+	/* frames that waited behind connect, in order */
+	size_t n = c->n_pending;
+	c->n_pending = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (c->state == PD_CONN_READY)
+			pd_dispatch_frame(c, c->pending[i].data, c->pending[i].len);
+		pc_mfree(c->pending[i].data);
+	}
+	pd_presence_changed(gw);
+}

@@ -1,0 +1,78 @@
+/*
+ * methods_system.c - the core read methods: health, status, system-presence.
+ */
+#include <string.h>
+#include <unistd.h>
+
+#include "gw.h"
+
+static json_t *model_runtime(void)
+{
+	return json_pack("{s:b, s:[]}", "degraded", 0, "pendingAgents");
+}
+
+/* health: the cached summary (refreshed when older than the refresh
+ * interval, or at once with probe:true) plus modelRuntime. */
+static void m_health(pd_conn *c, const char *id, const json_t *params)
+{
+	pd_gw *gw = c->gw;
+	bool probe = json_is_true(json_object_get(params, "probe"));
+	if (probe || !gw->health || pd_now_ms() - gw->health_ts >= gw->cfg->health_refresh_ms)
+		pd_health_refresh(gw, true);
+	json_t *r = json_deep_copy(gw->health);
+	if (!r) {
+		pd_send_error(c, id, "UNAVAILABLE", "out of memory", NULL);
+		return;
+	}
+	json_object_set_new(r, "modelRuntime", model_runtime());
+	pd_send_ok(c, id, r);
+}
+
+static void m_status(pd_conn *c, const char *id, const json_t *params)
+{
+	pd_gw *gw = c->gw;
+	bool admin = pd_conn_has_scope(c, "operator.admin");
+	json_t *r = json_pack(
+		"{s:s, s:{s:s, s:[]}, s:[], s:[], s:{s:[], s:i, s:{s:n, s:n}, s:[], s:[]}, s:o, s:I}",
+		"runtimeVersion", PINCER_VERSION, "heartbeat", "defaultAgentId", "main", "agents",
+		"channelSummary", "queuedSystemEvents", "sessions", "paths", "count", 0, "defaults", "model",
+		"contextTokens", "recent", "byAgent", "modelRuntime", model_runtime(), "pid",
+		(json_int_t)(admin ? getpid() : 0));
+	if (!r) {
+		pd_send_error(c, id, "UNAVAILABLE", "out of memory", NULL);
+		return;
+	}
+	if (!admin)
+		json_object_del(r, "pid");
+	json_object_set_new(r, "connections",
+	                    json_pack("{s:I, s:I}", "total", (json_int_t)gw->n_conns, "authenticated",
+	                              (json_int_t)gw->n_authed));
+	if (json_is_true(json_object_get(params, "includeCliProjection")))
+		json_object_set_new(r, "cliProjection", json_object());
+	pd_send_ok(c, id, r);
+}
+
+static void m_system_presence(pd_conn *c, const char *id, const json_t *params)
+{
+	(void)params;
+	json_t *list = pd_presence_list(c->gw);
+	if (!list) {
+		pd_send_error(c, id, "UNAVAILABLE", "out of memory", NULL);
+		return;
+	}
+	pd_send_ok(c, id, list);
+}
+
+pd_method_fn pd_method_handler(oc_method_id id)
+{
+	switch (id) {
+	case OC_METHOD_health:
+		return m_health;
+	case OC_METHOD_status:
+		return m_status;
+	case OC_METHOD_system_presence:
+		return m_system_presence;
+	default:
+		return NULL;
+	}
+}
