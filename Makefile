@@ -27,7 +27,7 @@ UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 
-.PHONY: all deps gen check-gen test test-unit test-jsts test-golden test-ajv test-conform clean run fuzz
+.PHONY: all deps gen check-gen test test-unit test-jsts test-golden test-ajv test-conform clean run fuzz fuzz-server
 all: deps bin/pincer-gen $(BUILD)/libpincer-proto.a bin/pincerd bin/pincer-conform
 
 # ---- dependencies ----------------------------------------------------------
@@ -105,9 +105,18 @@ $(BUILD)/tests/fuzz_frame_replay: tests/fuzz/fuzz_frame.c $(TEST_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LDLIBS)
 
-test-unit: deps $(UNIT_BIN) $(BUILD)/tests/fuzz_frame_replay
+# tests/support is compiled into these programs (single-TU includes)
+FUZZ_SUPPORT := tests/support/fake_gw.c tests/support/fake_gw.h tests/support/lws_stub.c
+$(BUILD)/tests/test_handshake: $(FUZZ_SUPPORT)
+
+$(BUILD)/tests/fuzz_server_replay: tests/fuzz/fuzz_server.c $(FUZZ_SUPPORT) $(TEST_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LDLIBS)
+
+test-unit: deps $(UNIT_BIN) $(BUILD)/tests/fuzz_frame_replay $(BUILD)/tests/fuzz_server_replay
 	@tests/run-all.sh $(UNIT_BIN)
 	$(BUILD)/tests/fuzz_frame_replay tests/fuzz/corpus/*
+	$(BUILD)/tests/fuzz_server_replay tests/fuzz/corpus_server/*
 
 # libFuzzer run (needs clang; not part of make test): make fuzz FUZZ_SECONDS=60
 FUZZ_SECONDS ?= 60
@@ -118,6 +127,17 @@ fuzz: deps
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -DPC_LIBFUZZER -Iruntime -Igenerated \
 	  tests/fuzz/fuzz_frame.c generated/*.c runtime/*.c -o build/fuzz/fuzz_frame $(LDLIBS)
 	build/fuzz/fuzz_frame -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz/corpus
+
+# libFuzzer run of the server's frame handling: make fuzz-server FUZZ_SECONDS=60
+FUZZ_SRV_SRC := $(filter-out server/gw.c server/http.c server/main.c,$(SRV_SRC))
+fuzz-server: deps
+	@command -v clang >/dev/null || { apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends clang libclang-rt-14-dev; }
+	@mkdir -p build/fuzz/corpus_server && cp -n tests/fuzz/corpus_server/* build/fuzz/corpus_server/ 2>/dev/null || true
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -DPC_LIBFUZZER -Iruntime -Igenerated -Iserver -Itests \
+	  $(shell pkg-config --cflags $(PKGS) 2>/dev/null) tests/fuzz/fuzz_server.c generated/*.c runtime/*.c \
+	  $(FUZZ_SRV_SRC) -o build/fuzz/fuzz_server $(LDLIBS)
+	build/fuzz/fuzz_server -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz/corpus_server
 
 # JSON Schema Test Suite, draft 7 (Debian's by default; JSTS=<dir> for another)
 # The newer suite from ../shared is run too when it is there (CI has it).

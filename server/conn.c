@@ -147,33 +147,28 @@ void pd_conn_close(pd_conn *c, int code, const char *reason)
 
 json_t *pd_error_shape(const char *code, const char *message, json_t *details)
 {
-	json_t *e = json_object();
-	if (!e) {
-		json_decref(details);
+	json_t *e = json_pack("{s:s, s:s}", "code", code, "message", message);
+	if (e && details && json_object_set_new(e, "details", details) != 0) {
+		json_decref(e);
 		return NULL;
 	}
-	json_object_set_new(e, "code", json_string(code));
-	json_object_set_new(e, "message", json_string(message));
-	if (details)
-		json_object_set_new(e, "details", details);
+	if (!e)
+		json_decref(details);
 	return e;
 }
 
 static void send_res(pd_conn *c, const char *id, bool ok, json_t *payload, json_t *error)
 {
-	json_t *f = json_object();
-	if (f) {
-		json_object_set_new(f, "type", json_string("res"));
-		json_object_set_new(f, "id", json_string(id));
-		json_object_set_new(f, "ok", json_boolean(ok));
-		if (payload)
-			json_object_set(f, "payload", payload);
-		if (error)
-			json_object_set(f, "error", error);
-		pd_conn_send_json(c, f);
-	} else {
-		pd_conn_close(c, 1011, NULL);
+	json_t *f = json_pack("{s:s, s:s, s:b}", "type", "res", "id", id, "ok", ok);
+	if (f && ((payload && json_object_set(f, "payload", payload) != 0) ||
+	          (error && json_object_set(f, "error", error) != 0) || (!ok && !error))) {
+		json_decref(f);
+		f = NULL;
 	}
+	if (f)
+		pd_conn_send_json(c, f);
+	else
+		pd_conn_close(c, 1011, NULL);
 	json_decref(f);
 	json_decref(payload);
 	json_decref(error);
@@ -181,10 +176,28 @@ static void send_res(pd_conn *c, const char *id, bool ok, json_t *payload, json_
 
 void pd_send_ok(pd_conn *c, const char *id, json_t *payload)
 {
+	if (!payload) {
+		pd_conn_close(c, 1011, NULL);
+		return;
+	}
 	send_res(c, id, true, payload, NULL);
 }
 
 void pd_send_error(pd_conn *c, const char *id, const char *code, const char *message, json_t *details)
 {
 	send_res(c, id, false, NULL, pd_error_shape(code, message, details));
+}
+
+char *pd_json_dump(const json_t *j, size_t *len)
+{
+	pd_msg *m = pd_msg_from_json(j);
+	if (!m)
+		return NULL;
+	char *s = pc_malloc(m->len + 1);
+	if (s) {
+		memcpy(s, pd_msg_payload(m), m->len + 1);
+		*len = m->len;
+	}
+	pd_msg_unref(m);
+	return s;
 }

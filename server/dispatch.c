@@ -39,7 +39,7 @@ static void invalid_frame(pd_conn *c, const json_t *frame, const char *detail)
 	const char *id = json_string_value(json_object_get(frame, "id"));
 	char msg[1100];
 	snprintf(msg, sizeof msg, "invalid request frame: %s", detail);
-	pd_send_error(c, id ? id : "invalid", "INVALID_REQUEST", msg, NULL);
+	pd_send_error(c, id && *id ? id : "invalid", "INVALID_REQUEST", msg, NULL);
 }
 
 /* Role, then scope (SPEC §5). Returns false after answering. */
@@ -74,7 +74,7 @@ static bool authorize(pd_conn *c, const char *id, const char *method, const oc_m
 void pd_dispatch_frame(pd_conn *c, const char *text, size_t len)
 {
 	json_error_t jerr;
-	json_t *frame = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+	json_t *frame = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!frame) {
 		/* post-auth non-JSON is dropped; duplicate keys: decision 0002 */
 		if (json_error_code(&jerr) == json_error_duplicate_key)

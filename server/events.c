@@ -29,18 +29,18 @@ void pd_broadcast(pd_gw *gw, oc_event_id id, const json_t *payload)
 {
 	const oc_event_info *ev = &oc_events[id];
 	/* serialize the payload (and stateVersion) once; only seq differs */
-	char *body = json_dumps(payload, JSON_COMPACT);
+	size_t bn = 0, svn = 0;
+	char *body = pd_json_dump(payload, &bn);
 	char *sv = NULL;
 	if (ev->state_version) {
 		json_t *v = pd_state_version(gw);
-		sv = v ? json_dumps(v, JSON_COMPACT) : NULL;
+		sv = v ? pd_json_dump(v, &svn) : NULL;
 		json_decref(v);
 	}
 	if (!body || (ev->state_version && !sv))
 		goto out;
 	char head[160];
 	int hn = snprintf(head, sizeof head, "{\"type\":\"event\",\"event\":\"%s\",\"payload\":", ev->name);
-	size_t bn = strlen(body), svn = sv ? strlen(sv) : 0;
 	for (pd_conn *c = gw->authed; c; c = c->auth_next) {
 		if (c->state != PD_CONN_READY || !may_receive(c, ev))
 			continue;
@@ -67,20 +67,14 @@ void pd_broadcast(pd_gw *gw, oc_event_id id, const json_t *payload)
 		pd_conn_send(c, m);
 	}
 out:
-	free(body);
-	free(sv);
+	pc_mfree(body);
+	pc_mfree(sv);
 }
 
 json_t *pd_state_version(pd_gw *gw)
 {
 	return json_pack("{s:I, s:I}", "presence", (json_int_t)gw->sv_presence, "health",
 	                 (json_int_t)gw->sv_health);
-}
-
-static void set_str(json_t *o, const char *k, const char *v)
-{
-	if (v && *v)
-		json_object_set_new(o, k, json_string(v));
 }
 
 static json_t *self_entry(pd_gw *gw)
@@ -98,27 +92,39 @@ static json_t *self_entry(pd_gw *gw)
 	                 (json_int_t)gw->started_ms);
 }
 
+static int set_str(json_t *o, const char *k, const char *v)
+{
+	return v && *v ? json_object_set_new(o, k, json_string(v)) : 0;
+}
+
 static json_t *client_entry(const pd_conn *c)
 {
-	json_t *e = json_object();
-	if (!e)
+	json_t *e = json_object(), *scopes = json_array();
+	int rc = !e || !scopes;
+	for (size_t i = 0; !rc && i < c->n_scopes; i++)
+		rc |= json_array_append_new(scopes, json_string(c->scopes[i]));
+	if (rc) {
+		json_decref(e);
+		json_decref(scopes);
 		return NULL;
-	set_str(e, "host", c->client_display_name ? c->client_display_name : c->client_id);
-	set_str(e, "ip", c->ip);
-	set_str(e, "version", c->client_version);
-	set_str(e, "platform", c->client_platform);
-	set_str(e, "deviceFamily", c->client_device_family);
-	set_str(e, "modelIdentifier", c->client_model_identifier);
-	set_str(e, "mode", c->client_mode);
-	set_str(e, "reason", "connect");
-	set_str(e, "instanceId", c->client_instance_id ? c->client_instance_id : c->conn_id);
-	json_object_set_new(e, "roles", json_pack("[s]", c->role == PD_ROLE_NODE ? "node" : "operator"));
-	json_t *scopes = json_array();
-	for (size_t i = 0; i < c->n_scopes; i++)
-		json_array_append_new(scopes, json_string(c->scopes[i]));
-	json_object_set_new(e, "scopes", scopes);
-	json_object_set_new(e, "onlineSince", json_integer(c->connected_at_ms));
-	json_object_set_new(e, "ts", json_integer(c->connected_at_ms));
+	}
+	rc |= set_str(e, "host", c->client_display_name ? c->client_display_name : c->client_id);
+	rc |= set_str(e, "ip", c->ip);
+	rc |= set_str(e, "version", c->client_version);
+	rc |= set_str(e, "platform", c->client_platform);
+	rc |= set_str(e, "deviceFamily", c->client_device_family);
+	rc |= set_str(e, "modelIdentifier", c->client_model_identifier);
+	rc |= set_str(e, "mode", c->client_mode);
+	rc |= set_str(e, "reason", "connect");
+	rc |= set_str(e, "instanceId", c->client_instance_id ? c->client_instance_id : c->conn_id);
+	rc |= json_object_set_new(e, "roles", json_pack("[s]", c->role == PD_ROLE_NODE ? "node" : "operator"));
+	rc |= json_object_set_new(e, "scopes", scopes);
+	rc |= json_object_set_new(e, "onlineSince", json_integer(c->connected_at_ms));
+	rc |= json_object_set_new(e, "ts", json_integer(c->connected_at_ms));
+	if (rc) {
+		json_decref(e);
+		return NULL;
+	}
 	return e;
 }
 
@@ -127,10 +133,14 @@ json_t *pd_presence_list(pd_gw *gw)
 	json_t *list = json_array();
 	if (!list)
 		return NULL;
-	json_array_append_new(list, self_entry(gw));
-	for (pd_conn *c = gw->authed; c; c = c->auth_next)
+	int rc = json_array_append_new(list, self_entry(gw));
+	for (pd_conn *c = gw->authed; !rc && c; c = c->auth_next)
 		if (c->state == PD_CONN_READY)
-			json_array_append_new(list, client_entry(c));
+			rc |= json_array_append_new(list, client_entry(c));
+	if (rc) {
+		json_decref(list);
+		return NULL;
+	}
 	return list;
 }
 

@@ -154,6 +154,9 @@ void pd_uuid4(char out[PD_UUID_LEN + 1]);
 void pd_conn_send(pd_conn *c, pd_msg *m);
 /* Serializes and queues `frame` (BORROWED). */
 void pd_conn_send_json(pd_conn *c, const json_t *frame);
+/* NEW NUL-terminated compact serialization (pc_mfree it), or NULL when out
+ * of memory (unlike json_dumps, never a truncated text). */
+char *pd_json_dump(const json_t *j, size_t *len);
 /* Requests a close with code/reason after the queued frames are written.
  * reason may be NULL (empty); it is cut to 120 UTF-8 bytes. */
 void pd_conn_close(pd_conn *c, int code, const char *reason);

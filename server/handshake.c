@@ -266,6 +266,8 @@ static void admit(pd_conn *c, const char *id, const oc_ConnectParams *p)
 		return;
 	}
 	pd_send_ok(c, id, hello);
+	if (c->close_pending)
+		return; /* hello-ok could not be queued */
 	lws_sul_cancel(&c->sul_handshake);
 	pd_preauth_release(c->gw, c);
 	c->state = PD_CONN_HELLO_PENDING;
@@ -274,7 +276,7 @@ static void admit(pd_conn *c, const char *id, const oc_ConnectParams *p)
 void pd_handshake_frame(pd_conn *c, const char *text, size_t len)
 {
 	json_error_t jerr;
-	json_t *frame = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+	json_t *frame = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!frame) {
 		/* non-JSON: close 1000, no response; a duplicate key is JSON we
 		 * refuse (decision 0002): treated as an invalid request frame */

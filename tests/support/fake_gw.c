@@ -1,0 +1,303 @@
+/*
+ * fake_gw.c - the socket-free gateway harness (see fake_gw.h). The pieces
+ * that copy gw.c (conn_new, conn_free, handle_message, on_writeable) say so;
+ * keep them in step with server/gw.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fake_gw.h"
+#include "pc_alloc.h"
+
+void fake_gw_init(fake_gw *f, pd_auth_mode mode, const char *token, const char *password)
+{
+	memset(f, 0, sizeof *f);
+	pd_config *cfg = &f->cfg;
+	cfg->port = 18789;
+	cfg->bind = PD_BIND_LOOPBACK;
+	cfg->listen_host = (char *)"127.0.0.1";
+	cfg->auth_mode = mode;
+	cfg->token = (char *)token;
+	cfg->password = (char *)password;
+	cfg->state_dir = (char *)"/tmp/pincer-fake-gw-state";
+	cfg->config_path = NULL;
+	cfg->handshake_timeout_ms = OC_LIMIT_HANDSHAKE_TIMEOUT_MS;
+	cfg->max_preauth_per_ip = (int)OC_LIMIT_MAX_PREAUTH_CONNECTIONS_PER_IP;
+	cfg->tick_interval_ms = OC_LIMIT_TICK_INTERVAL_MS;
+	cfg->health_refresh_ms = OC_LIMIT_HEALTH_REFRESH_INTERVAL_MS;
+	cfg->keepalive_secs = 25;
+	cfg->max_buffered_bytes = OC_LIMIT_MAX_BUFFERED_BYTES;
+	cfg->max_payload_bytes = OC_LIMIT_MAX_PAYLOAD_BYTES;
+
+	/* as pd_gw_run() before the loop starts */
+	pd_gw *gw = &f->gw;
+	gw->cfg = cfg;
+	gw->started_ms = pd_now_ms();
+	gw->sv_presence = 1;
+	gw->sv_health = 1;
+	pd_uuid4(gw->boot_id);
+	pd_health_refresh(gw, false);
+}
+
+void fake_gw_fini(fake_gw *f)
+{
+	pd_gw *gw = &f->gw;
+	gw->stopping = true; /* no presence broadcasts while tearing down */
+	while (gw->conns)
+		fake_conn_free(gw->conns);
+	json_decref(gw->health);
+	gw->health = NULL;
+	pd_handshake_cleanup();
+}
+
+/* gw.c conn_new() + the ESTABLISHED bookkeeping (preauth_take), minus lws. */
+pd_conn *fake_conn_new(fake_gw *f, bool loopback, bool has_origin)
+{
+	pd_gw *gw = &f->gw;
+	pd_conn *c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	c->gw = gw;
+	c->wsi = NULL;
+	c->state = PD_CONN_AWAIT_CONNECT;
+	c->connected_at_ms = pd_now_ms();
+	pd_uuid4(c->conn_id);
+	pd_uuid4(c->nonce);
+	snprintf(c->ip, sizeof c->ip, "%s", loopback ? "127.0.0.1" : "192.0.2.10");
+	c->loopback = loopback;
+	c->has_origin = has_origin;
+	c->preauth_counted = true;
+	c->next = gw->conns;
+	if (gw->conns)
+		gw->conns->prev = c;
+	gw->conns = c;
+	gw->n_conns++;
+	return c;
+}
+
+/* gw.c authed_unlink() */
+static void fake_authed_unlink(pd_gw *gw, pd_conn *c)
+{
+	if (c->auth_prev)
+		c->auth_prev->auth_next = c->auth_next;
+	else if (gw->authed == c)
+		gw->authed = c->auth_next;
+	else
+		return;
+	if (c->auth_next)
+		c->auth_next->auth_prev = c->auth_prev;
+	c->auth_prev = c->auth_next = NULL;
+	gw->n_authed--;
+}
+
+/* gw.c conn_free() */
+void fake_conn_free(pd_conn *c)
+{
+	pd_gw *gw = c->gw;
+	bool was_authed = gw->authed == c || c->auth_prev;
+	lws_sul_cancel(&c->sul_handshake);
+	pd_preauth_release(gw, c);
+	fake_authed_unlink(gw, c);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		gw->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	gw->n_conns--;
+	for (size_t i = 0; i < c->q_len; i++)
+		pd_msg_unref(c->q[(c->q_head + i) % c->q_cap]);
+	pc_mfree(c->q);
+	for (size_t i = 0; i < c->n_pending; i++)
+		pc_mfree(c->pending[i].data);
+	pc_mfree(c->rx);
+	pd_conn_free_identity(c);
+	free(c);
+	if (was_authed && !gw->stopping)
+		pd_presence_changed(gw);
+}
+
+/* gw.c handle_message(); the message is copied first because gw.c hands the
+ * server a NUL-terminated reassembly buffer. */
+void fake_conn_deliver(pd_conn *c, const char *text, size_t len)
+{
+	char *buf = malloc(len + 1);
+	if (!buf)
+		abort();
+	memcpy(buf, text, len);
+	buf[len] = '\0';
+	switch (c->state) {
+	case PD_CONN_AWAIT_CONNECT:
+		pd_handshake_frame(c, buf, len);
+		break;
+	case PD_CONN_HELLO_PENDING:
+		if (c->n_pending >= OC_LIMIT_MAX_PENDING_HANDSHAKE_FRAMES) {
+			pd_conn_close(c, 1008, "too many pending handshake frames");
+			break;
+		}
+		c->pending[c->n_pending].data = pc_malloc(len + 1);
+		if (!c->pending[c->n_pending].data) {
+			pd_conn_close(c, 1011, NULL);
+			break;
+		}
+		memcpy(c->pending[c->n_pending].data, buf, len + 1);
+		c->pending[c->n_pending].len = len;
+		c->n_pending++;
+		break;
+	case PD_CONN_READY:
+		pd_dispatch_frame(c, buf, len);
+		break;
+	case PD_CONN_CLOSING:
+		break;
+	}
+	free(buf);
+}
+
+void fake_conn_deliver_str(pd_conn *c, const char *text)
+{
+	fake_conn_deliver(c, text, strlen(text));
+}
+
+static void frames_push(fake_frames *f, const char *text, size_t len)
+{
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? f->cap * 2 : 16;
+		fake_out *v = realloc(f->v, cap * sizeof *v);
+		if (!v)
+			abort();
+		f->v = v;
+		f->cap = cap;
+	}
+	char *copy = malloc(len + 1);
+	if (!copy)
+		abort();
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	f->v[f->n++] = (fake_out){ copy, len, NULL };
+}
+
+/* gw.c on_writeable(), one message per WRITEABLE, until the queue is empty. */
+size_t fake_conn_write(pd_conn *c, fake_frames *out)
+{
+	size_t n = 0;
+	while (c->q_len) {
+		pd_msg *m = c->q[c->q_head];
+		c->q_head = (c->q_head + 1) % c->q_cap;
+		c->q_len--;
+		c->q_bytes -= m->len;
+		if (out)
+			frames_push(out, (const char *)pd_msg_payload(m), m->len);
+		pd_msg_unref(m);
+		n++;
+		if (c->state == PD_CONN_HELLO_PENDING && c->q_len == 0)
+			pd_handshake_hello_written(c);
+	}
+	return n;
+}
+
+void fake_frames_clear(fake_frames *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		free(f->v[i].text);
+		json_decref(f->v[i].json);
+	}
+	free(f->v);
+	memset(f, 0, sizeof *f);
+}
+
+static bool check_fail(char *why, size_t size, const char *what, const pc_verrs *errs)
+{
+	char fmt[512] = "";
+	if (errs)
+		pc_verrs_format(errs, fmt, sizeof fmt);
+	snprintf(why, size, "%s%s%s", what, errs ? ": " : "", fmt);
+	return false;
+}
+
+bool fake_frame_check(const json_t *fr, char *why, size_t size)
+{
+	pc_verrs errs;
+	const char *type = json_string_value(json_object_get(fr, "type"));
+	if (type && strcmp(type, "res") == 0) {
+		if (!oc_ResponseFrame_validate(fr, &errs))
+			return check_fail(why, size, "not a valid ResponseFrame", &errs);
+		const json_t *p = json_object_get(fr, "payload");
+		const char *ptype = json_string_value(json_object_get(p, "type"));
+		if (json_is_true(json_object_get(fr, "ok")) && ptype && strcmp(ptype, "hello-ok") == 0 &&
+		    !oc_HelloOk_validate(p, &errs))
+			return check_fail(why, size, "hello-ok payload is not a valid HelloOk", &errs);
+		return true;
+	}
+	if (type && strcmp(type, "event") == 0) {
+		if (!oc_EventFrame_validate(fr, &errs))
+			return check_fail(why, size, "not a valid EventFrame", &errs);
+		const char *name = json_string_value(json_object_get(fr, "event"));
+		const oc_event_info *ev = name ? oc_event_find(name) : NULL;
+		if (!ev)
+			return check_fail(why, size, "event not in oc_events[]", NULL);
+		const json_t *p = json_object_get(fr, "payload");
+		if (ev->payload && !pc_validate(ev->payload->schema, p ? p : json_null(), &errs)) {
+			char what[128];
+			snprintf(what, sizeof what, "%s payload is not a valid %s", name, ev->payload->name);
+			return check_fail(why, size, what, &errs);
+		}
+		return true;
+	}
+	return check_fail(why, size, "neither a res nor an event frame", NULL);
+}
+
+bool fake_frames_check(fake_frames *f, char *why, size_t size)
+{
+	for (; f->checked < f->n; f->checked++) {
+		fake_out *o = &f->v[f->checked];
+		json_error_t jerr;
+		o->json = json_loadb(o->text, o->len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+		if (!o->json) {
+			snprintf(why, size, "frame %zu is not JSON (%s): %.200s", f->checked, jerr.text, o->text);
+			return false;
+		}
+		char sub[700];
+		if (!fake_frame_check(o->json, sub, sizeof sub)) {
+			snprintf(why, size, "frame %zu: %s: %.300s", f->checked, sub, o->text);
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool is_type(const json_t *j, const char *type)
+{
+	const char *t = json_string_value(json_object_get(j, "type"));
+	return t && strcmp(t, type) == 0;
+}
+
+const json_t *fake_frames_res(const fake_frames *f, const char *id)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		const json_t *j = f->v[i].json;
+		const char *jid = json_string_value(json_object_get(j, "id"));
+		if (is_type(j, "res") && jid && strcmp(jid, id) == 0)
+			return j;
+	}
+	return NULL;
+}
+
+size_t fake_frames_count_res(const fake_frames *f)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < f->n; i++)
+		n += is_type(f->v[i].json, "res");
+	return n;
+}
+
+size_t fake_frames_count_event(const fake_frames *f, const char *event)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < f->n; i++) {
+		const json_t *j = f->v[i].json;
+		const char *e = json_string_value(json_object_get(j, "event"));
+		n += is_type(j, "event") && (!event || (e && strcmp(e, event) == 0));
+	}
+	return n;
+}
