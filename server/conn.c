@@ -201,3 +201,32 @@ char *pd_json_dump(const json_t *j, size_t *len)
 	pd_msg_unref(m);
 	return s;
 }
+
+/* Routes one complete inbound message by connection state. */
+void pd_conn_message(pd_conn *c, const char *text, size_t len)
+{
+	switch (c->state) {
+	case PD_CONN_AWAIT_CONNECT:
+		pd_handshake_frame(c, text, len);
+		break;
+	case PD_CONN_HELLO_PENDING:
+		if (c->n_pending >= OC_LIMIT_MAX_PENDING_HANDSHAKE_FRAMES) {
+			pd_conn_close(c, 1008, "too many pending handshake frames");
+			break;
+		}
+		c->pending[c->n_pending].data = pc_malloc(len + 1);
+		if (!c->pending[c->n_pending].data) {
+			pd_conn_close(c, 1011, NULL);
+			break;
+		}
+		memcpy(c->pending[c->n_pending].data, text, len + 1);
+		c->pending[c->n_pending].len = len;
+		c->n_pending++;
+		break;
+	case PD_CONN_READY:
+		pd_dispatch_frame(c, text, len);
+		break;
+	case PD_CONN_CLOSING:
+		break;
+	}
+}

@@ -224,34 +224,6 @@ static void rx_reset(pd_conn *c)
 	}
 }
 
-static void handle_message(pd_conn *c, const char *text, size_t len)
-{
-	switch (c->state) {
-	case PD_CONN_AWAIT_CONNECT:
-		pd_handshake_frame(c, text, len);
-		break;
-	case PD_CONN_HELLO_PENDING:
-		if (c->n_pending >= OC_LIMIT_MAX_PENDING_HANDSHAKE_FRAMES) {
-			pd_conn_close(c, 1008, "too many pending handshake frames");
-			break;
-		}
-		c->pending[c->n_pending].data = pc_malloc(len + 1);
-		if (!c->pending[c->n_pending].data) {
-			pd_conn_close(c, 1011, NULL);
-			break;
-		}
-		memcpy(c->pending[c->n_pending].data, text, len + 1);
-		c->pending[c->n_pending].len = len;
-		c->n_pending++;
-		break;
-	case PD_CONN_READY:
-		pd_dispatch_frame(c, text, len);
-		break;
-	case PD_CONN_CLOSING:
-		break;
-	}
-}
-
 static int on_receive(pd_conn *c, const void *in, size_t len)
 {
 	struct lws *wsi = c->wsi;
@@ -270,7 +242,7 @@ static int on_receive(pd_conn *c, const void *in, size_t len)
 	}
 	if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
 		return 0;
-	handle_message(c, c->rx, c->rx_len);
+	pd_conn_message(c, c->rx, c->rx_len);
 	rx_reset(c);
 	if (c->close_pending && c->q_len == 0) {
 		lws_close_reason(wsi, (enum lws_close_status)c->close_code,

@@ -167,6 +167,10 @@ void pd_send_error(pd_conn *c, const char *id, const char *code, const char *mes
 /* NEW ErrorShape object. */
 json_t *pd_error_shape(const char *code, const char *message, json_t *details);
 
+/* One complete inbound message (NUL-terminated text[len]), routed by state:
+ * first frame, queued behind hello-ok (max 15), or dispatched. */
+void pd_conn_message(pd_conn *c, const char *text, size_t len);
+
 /* Handshake (handshake.c): processes the first frame of a connection. */
 void pd_handshake_frame(pd_conn *c, const char *text, size_t len);
 /* Called once hello-ok has been written. */

@@ -118,7 +118,7 @@ void fake_conn_free(pd_conn *c)
 		pd_presence_changed(gw);
 }
 
-/* gw.c handle_message(); the message is copied first because gw.c hands the
+/* pd_conn_message(); the message is copied first because gw.c hands the
  * server a NUL-terminated reassembly buffer. */
 void fake_conn_deliver(pd_conn *c, const char *text, size_t len)
 {
@@ -127,30 +127,7 @@ void fake_conn_deliver(pd_conn *c, const char *text, size_t len)
 		abort();
 	memcpy(buf, text, len);
 	buf[len] = '\0';
-	switch (c->state) {
-	case PD_CONN_AWAIT_CONNECT:
-		pd_handshake_frame(c, buf, len);
-		break;
-	case PD_CONN_HELLO_PENDING:
-		if (c->n_pending >= OC_LIMIT_MAX_PENDING_HANDSHAKE_FRAMES) {
-			pd_conn_close(c, 1008, "too many pending handshake frames");
-			break;
-		}
-		c->pending[c->n_pending].data = pc_malloc(len + 1);
-		if (!c->pending[c->n_pending].data) {
-			pd_conn_close(c, 1011, NULL);
-			break;
-		}
-		memcpy(c->pending[c->n_pending].data, buf, len + 1);
-		c->pending[c->n_pending].len = len;
-		c->n_pending++;
-		break;
-	case PD_CONN_READY:
-		pd_dispatch_frame(c, buf, len);
-		break;
-	case PD_CONN_CLOSING:
-		break;
-	}
+	pd_conn_message(c, buf, len);
 	free(buf);
 }
 
