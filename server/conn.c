@@ -95,7 +95,13 @@ void pd_conn_send(pd_conn *c, pd_msg *m)
 		return;
 	}
 	if ((int64_t)(c->q_bytes + m->len) > c->gw->cfg->max_buffered_bytes) {
+		/* what is queued will not be read in time: free it now, so the
+		 * close frame follows whatever the socket already holds */
 		pd_msg_unref(m);
+		for (size_t i = 0; i < c->q_len; i++)
+			pd_msg_unref(c->q[(c->q_head + i) % c->q_cap]);
+		c->q_len = 0;
+		c->q_bytes = 0;
 		pd_conn_close(c, 1008, "slow consumer");
 		return;
 	}
@@ -142,6 +148,8 @@ void pd_conn_close(pd_conn *c, int code, const char *reason)
 	memcpy(c->close_reason, reason ? reason : "", n);
 	c->close_reason[n] = '\0';
 	c->state = PD_CONN_CLOSING;
+	/* a peer that never drains its socket does not keep us forever */
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, PD_CLOSE_SEND_SECS);
 	lws_callback_on_writable(c->wsi);
 }
 
@@ -211,6 +219,14 @@ void pd_conn_message(pd_conn *c, const char *text, size_t len)
 		break;
 	case PD_CONN_HELLO_PENDING:
 		if (c->n_pending >= OC_LIMIT_MAX_PENDING_HANDSHAKE_FRAMES) {
+			/* upstream would still be authenticating: the client sees
+			 * the close, not hello-ok (queued last, so drop it) */
+			if (c->q_len) {
+				pd_msg *hello = c->q[(c->q_head + c->q_len - 1) % c->q_cap];
+				c->q_len--;
+				c->q_bytes -= hello->len;
+				pd_msg_unref(hello);
+			}
 			pd_conn_close(c, 1008, "too many pending handshake frames");
 			break;
 		}

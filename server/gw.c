@@ -244,17 +244,14 @@ static int on_receive(pd_conn *c, const void *in, size_t len)
 		return 0;
 	pd_conn_message(c, c->rx, c->rx_len);
 	rx_reset(c);
-	if (c->close_pending && c->q_len == 0) {
-		lws_close_reason(wsi, (enum lws_close_status)c->close_code,
-		                 (unsigned char *)c->close_reason, strlen(c->close_reason));
-		return -1;
-	}
 	return 0;
 }
 
 /* Writes one queued message; returns -1 to close the socket. */
 static int on_writeable(pd_conn *c)
 {
+	if (c->hold_writes && !c->close_pending)
+		return 0;
 	if (c->q_len) {
 		pd_msg *m = c->q[c->q_head];
 		c->q_head = (c->q_head + 1) % c->q_cap;
@@ -279,8 +276,15 @@ static int on_writeable(pd_conn *c)
 		buf[LWS_PRE] = (unsigned char)(c->close_code >> 8);
 		buf[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xFF);
 		memcpy(buf + LWS_PRE + 2, c->close_reason, rn);
-		lws_write(c->wsi, buf + LWS_PRE, 2 + rn, PD_LWS_WRITE_CLOSE);
-		return -1;
+		if (c->close_sent)
+			return 0;
+		if (lws_write(c->wsi, buf + LWS_PRE, 2 + rn, PD_LWS_WRITE_CLOSE) < 0)
+			return -1;
+		/* keep reading (and ignoring) until the peer answers the close, so
+		 * unread input does not turn our close into a reset; upstream's
+		 * close grace is 1 s */
+		c->close_sent = true;
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, PD_CLOSE_GRACE_SECS);
 	}
 	return 0;
 }
@@ -318,9 +322,11 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return pss->c ? on_writeable(pss->c) : -1;
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-		if (pss->c)
-			pss->c->state = PD_CONN_CLOSING;
-		return 0;
+		if (!pss->c)
+			return 0;
+		pss->c->state = PD_CONN_CLOSING;
+		/* non-zero: our close is already out, so do not echo theirs */
+		return pss->c->close_sent ? 1 : 0;
 	case LWS_CALLBACK_CLOSED:
 		if (pss->c) {
 			conn_free(pss->c);

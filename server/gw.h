@@ -26,6 +26,9 @@ extern "C" {
 #define PD_UUID_LEN 36
 #define PD_CLOSE_REASON_MAX 120 /* upstream truncateCloseReason: 120 UTF-8 bytes */
 #define PD_MAX_SCOPES 64
+#define PD_HELLO_HOLD_US 2000 /* hello-ok waits this long for the rest of the read */
+#define PD_CLOSE_SEND_SECS 5  /* queued frames + close frame must leave within this */
+#define PD_CLOSE_GRACE_SECS 1 /* then the peer has this long to answer the close */
 
 /* ---- outbound messages ------------------------------------------------- */
 
@@ -92,6 +95,8 @@ struct pd_conn {
 
 	/* close requested: sent once the queue drains (or at once when `now`) */
 	bool close_pending;
+	bool hold_writes;    /* hello-ok queued but held (see handshake.c) */
+	bool close_sent;     /* our close frame is out; waiting for the peer's */
 	int close_code;
 	char close_reason[PD_CLOSE_REASON_MAX + 4];
 

@@ -157,6 +157,13 @@ static json_t *hello_ok(pd_conn *c, const char *auth_method)
 	                 (json_int_t)cfg->tick_interval_ms);
 }
 
+static void release_hello(lws_sorted_usec_list_t *sul)
+{
+	pd_conn *c = lws_container_of(sul, pd_conn, sul_handshake);
+	c->hold_writes = false;
+	lws_callback_on_writable(c->wsi);
+}
+
 static void reject_unauthorized(pd_conn *c, const char *id, const oc_ConnectParams *p,
                                 const pd_auth_result *ar, bool has_device)
 {
@@ -271,6 +278,12 @@ static void admit(pd_conn *c, const char *id, const oc_ConnectParams *p)
 	lws_sul_cancel(&c->sul_handshake);
 	pd_preauth_release(c->gw, c);
 	c->state = PD_CONN_HELLO_PENDING;
+	/* Upstream authenticates asynchronously, so frames that arrived with
+	 * the connect queue behind it (max 15). lws may service WRITEABLE
+	 * between messages of one read; holding hello-ok for a moment keeps
+	 * that window the same for every frame of the burst. */
+	c->hold_writes = true;
+	lws_sul_schedule(c->gw->ctx, 0, &c->sul_handshake, release_hello, PD_HELLO_HOLD_US);
 }
 
 void pd_handshake_frame(pd_conn *c, const char *text, size_t len)
