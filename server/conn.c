@@ -246,3 +246,52 @@ void pd_conn_message(pd_conn *c, const char *text, size_t len)
 		break;
 	}
 }
+
+void pd_conn_link(pd_gw *gw, pd_conn *c)
+{
+	c->next = gw->conns;
+	if (gw->conns)
+		gw->conns->prev = c;
+	gw->conns = c;
+	gw->n_conns++;
+}
+
+static void authed_unlink(pd_gw *gw, pd_conn *c)
+{
+	if (c->auth_prev)
+		c->auth_prev->auth_next = c->auth_next;
+	else if (gw->authed == c)
+		gw->authed = c->auth_next;
+	else
+		return;
+	if (c->auth_next)
+		c->auth_next->auth_prev = c->auth_prev;
+	c->auth_prev = c->auth_next = NULL;
+	gw->n_authed--;
+}
+
+void pd_conn_destroy(pd_conn *c)
+{
+	pd_gw *gw = c->gw;
+	bool was_authed = gw->authed == c || c->auth_prev;
+	lws_sul_cancel(&c->sul_handshake);
+	pd_preauth_release(gw, c);
+	authed_unlink(gw, c);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		gw->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	gw->n_conns--;
+	for (size_t i = 0; i < c->q_len; i++)
+		pd_msg_unref(c->q[(c->q_head + i) % c->q_cap]);
+	pc_mfree(c->q);
+	for (size_t i = 0; i < c->n_pending; i++)
+		pc_mfree(c->pending[i].data);
+	pc_mfree(c->rx);
+	pd_conn_free_identity(c);
+	pc_mfree(c);
+	if (was_authed && !gw->stopping)
+		pd_presence_changed(gw);
+}

@@ -140,52 +140,8 @@ static pd_conn *conn_new(pd_gw *gw, struct lws *wsi)
 	bool proxied = lws_hdr_total_length(wsi, WSI_TOKEN_X_FORWARDED_FOR) > 0;
 	c->loopback = is_loopback(c->ip) && !proxied;
 	c->has_origin = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0;
-	c->next = gw->conns;
-	if (gw->conns)
-		gw->conns->prev = c;
-	gw->conns = c;
-	gw->n_conns++;
+	pd_conn_link(gw, c);
 	return c;
-}
-
-static void authed_unlink(pd_gw *gw, pd_conn *c)
-{
-	if (c->auth_prev)
-		c->auth_prev->auth_next = c->auth_next;
-	else if (gw->authed == c)
-		gw->authed = c->auth_next;
-	else
-		return;
-	if (c->auth_next)
-		c->auth_next->auth_prev = c->auth_prev;
-	c->auth_prev = c->auth_next = NULL;
-	gw->n_authed--;
-}
-
-static void conn_free(pd_conn *c)
-{
-	pd_gw *gw = c->gw;
-	bool was_authed = gw->authed == c || c->auth_prev;
-	lws_sul_cancel(&c->sul_handshake);
-	pd_preauth_release(gw, c);
-	authed_unlink(gw, c);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		gw->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	gw->n_conns--;
-	for (size_t i = 0; i < c->q_len; i++)
-		pd_msg_unref(c->q[(c->q_head + i) % c->q_cap]);
-	pc_mfree(c->q);
-	for (size_t i = 0; i < c->n_pending; i++)
-		pc_mfree(c->pending[i].data);
-	pc_mfree(c->rx);
-	pd_conn_free_identity(c);
-	pc_mfree(c);
-	if (was_authed && !gw->stopping)
-		pd_presence_changed(gw);
 }
 
 /* Appends to the reassembly buffer; false when the message exceeds `limit`. */
@@ -329,7 +285,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 		return pss->c->close_sent ? 1 : 0;
 	case LWS_CALLBACK_CLOSED:
 		if (pss->c) {
-			conn_free(pss->c);
+			pd_conn_destroy(pss->c);
 			pss->c = NULL;
 		}
 		return 0;

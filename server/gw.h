@@ -172,6 +172,12 @@ void pd_send_error(pd_conn *c, const char *id, const char *code, const char *mes
 /* NEW ErrorShape object. */
 json_t *pd_error_shape(const char *code, const char *message, json_t *details);
 
+/* Adds a new connection (pc_calloc'ed, STOLEN) to gw->conns. */
+void pd_conn_link(pd_gw *gw, pd_conn *c);
+/* Unlinks and frees a connection and everything it holds; broadcasts
+ * presence when it was authenticated. */
+void pd_conn_destroy(pd_conn *c);
+
 /* One complete inbound message (NUL-terminated text[len]), routed by state:
  * first frame, queued behind hello-ok (max 15), or dispatched. */
 void pd_conn_message(pd_conn *c, const char *text, size_t len);

@@ -55,7 +55,7 @@ void fake_gw_fini(fake_gw *f)
 pd_conn *fake_conn_new(fake_gw *f, bool loopback, bool has_origin)
 {
 	pd_gw *gw = &f->gw;
-	pd_conn *c = calloc(1, sizeof *c);
+	pd_conn *c = pc_calloc(1, sizeof *c);
 	if (!c)
 		return NULL;
 	c->gw = gw;
@@ -68,54 +68,13 @@ pd_conn *fake_conn_new(fake_gw *f, bool loopback, bool has_origin)
 	c->loopback = loopback;
 	c->has_origin = has_origin;
 	c->preauth_counted = true;
-	c->next = gw->conns;
-	if (gw->conns)
-		gw->conns->prev = c;
-	gw->conns = c;
-	gw->n_conns++;
+	pd_conn_link(gw, c);
 	return c;
 }
 
-/* gw.c authed_unlink() */
-static void fake_authed_unlink(pd_gw *gw, pd_conn *c)
-{
-	if (c->auth_prev)
-		c->auth_prev->auth_next = c->auth_next;
-	else if (gw->authed == c)
-		gw->authed = c->auth_next;
-	else
-		return;
-	if (c->auth_next)
-		c->auth_next->auth_prev = c->auth_prev;
-	c->auth_prev = c->auth_next = NULL;
-	gw->n_authed--;
-}
-
-/* gw.c conn_free() */
 void fake_conn_free(pd_conn *c)
 {
-	pd_gw *gw = c->gw;
-	bool was_authed = gw->authed == c || c->auth_prev;
-	lws_sul_cancel(&c->sul_handshake);
-	pd_preauth_release(gw, c);
-	fake_authed_unlink(gw, c);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		gw->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	gw->n_conns--;
-	for (size_t i = 0; i < c->q_len; i++)
-		pd_msg_unref(c->q[(c->q_head + i) % c->q_cap]);
-	pc_mfree(c->q);
-	for (size_t i = 0; i < c->n_pending; i++)
-		pc_mfree(c->pending[i].data);
-	pc_mfree(c->rx);
-	pd_conn_free_identity(c);
-	free(c);
-	if (was_authed && !gw->stopping)
-		pd_presence_changed(gw);
+	pd_conn_destroy(c);
 }
 
 /* pd_conn_message(); the message is copied first because gw.c hands the
