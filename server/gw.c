@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gw.h"
 #include "pc_alloc.h"
@@ -418,12 +419,16 @@ int pd_gw_run(const pd_config *cfg)
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 
 	gw->ctx = lws_create_context(&info);
-	if (!gw->ctx) {
+	/* with a foreign loop lws returns a context even when the listen
+	 * socket could not be bound; it has no vhost then */
+	if (!gw->ctx || !lws_get_vhost_by_name(gw->ctx, "default")) {
+		/* Nothing to serve. lws leaves half-initialised uv handles in
+		 * this case (running the loop to close them crashes in 4.1), so
+		 * exit without tearing the context down. */
 		fprintf(stderr, "pincerd: cannot listen on %s:%d (in use, or not an address of this host)\n",
 		        cfg->listen_host, cfg->port);
-		pc_mfree(idle);
-		uv_loop_close(&gw->loop);
-		return PD_EXIT_SOFTWARE;
+		fflush(stderr);
+		_exit(PD_EXIT_SOFTWARE);
 	}
 
 	pd_health_refresh(gw, false);
