@@ -273,7 +273,7 @@ static void authed_unlink(pd_gw *gw, pd_conn *c)
 void pd_conn_destroy(pd_conn *c)
 {
 	pd_gw *gw = c->gw;
-	bool was_authed = gw->authed == c || c->auth_prev;
+	bool was_present = (gw->authed == c || c->auth_prev) && c->presence_tracked;
 	lws_sul_cancel(&c->sul_handshake);
 	pd_preauth_release(gw, c);
 	authed_unlink(gw, c);
@@ -292,6 +292,6 @@ void pd_conn_destroy(pd_conn *c)
 	pc_mfree(c->rx);
 	pd_conn_free_identity(c);
 	pc_mfree(c);
-	if (was_authed && !gw->stopping)
+	if (was_present && !gw->stopping)
 		pd_presence_changed(gw);
 }

@@ -109,14 +109,16 @@ static json_t *client_entry(const pd_conn *c)
 		return NULL;
 	}
 	rc |= set_str(e, "host", c->client_display_name ? c->client_display_name : c->client_id);
-	rc |= set_str(e, "ip", c->ip);
+	if (!c->loopback)
+		rc |= set_str(e, "ip", c->ip);
 	rc |= set_str(e, "version", c->client_version);
 	rc |= set_str(e, "platform", c->client_platform);
 	rc |= set_str(e, "deviceFamily", c->client_device_family);
 	rc |= set_str(e, "modelIdentifier", c->client_model_identifier);
+	rc |= set_str(e, "timeZone", c->client_time_zone);
 	rc |= set_str(e, "mode", c->client_mode);
 	rc |= set_str(e, "reason", "connect");
-	rc |= set_str(e, "instanceId", c->client_instance_id ? c->client_instance_id : c->conn_id);
+	rc |= set_str(e, "instanceId", c->client_instance_id);
 	rc |= json_object_set_new(e, "roles", json_pack("[s]", c->role == PD_ROLE_NODE ? "node" : "operator"));
 	rc |= json_object_set_new(e, "scopes", scopes);
 	rc |= json_object_set_new(e, "onlineSince", json_integer(c->connected_at_ms));
@@ -135,7 +137,7 @@ json_t *pd_presence_list(pd_gw *gw)
 		return NULL;
 	int rc = json_array_append_new(list, self_entry(gw));
 	for (pd_conn *c = gw->authed; !rc && c; c = c->auth_next)
-		if (c->state == PD_CONN_READY)
+		if (c->state == PD_CONN_READY && c->presence_tracked)
 			rc |= json_array_append_new(list, client_entry(c));
 	if (rc) {
 		json_decref(list);

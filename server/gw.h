@@ -108,7 +108,8 @@ struct pd_conn {
 	size_t n_scopes;
 	char *client_id, *client_mode, *client_version, *client_platform;
 	char *client_display_name, *client_device_family, *client_model_identifier;
-	char *client_instance_id;
+	char *client_instance_id, *client_time_zone;
+	bool presence_tracked; /* listed in presence (not cli/backend/probe) */
 	uint64_t seq;        /* last event seq sent */
 	int unauthorized_role_errors; /* consecutive; > 10 closes the socket */
 };

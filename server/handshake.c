@@ -59,7 +59,8 @@ void pd_conn_free_identity(pd_conn *c)
 	c->n_scopes = 0;
 	char **fields[] = { &c->client_id, &c->client_mode, &c->client_version, &c->client_platform,
 		            &c->client_display_name, &c->client_device_family,
-		            &c->client_model_identifier, &c->client_instance_id };
+		            &c->client_model_identifier, &c->client_instance_id,
+		            &c->client_time_zone };
 	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
 		pc_mfree(*fields[i]);
 		*fields[i] = NULL;
@@ -101,11 +102,18 @@ static bool set_identity(pd_conn *c, const oc_ConnectParams *p, pd_role role, bo
 	c->client_device_family = dup_or_null(p->client.deviceFamily);
 	c->client_model_identifier = dup_or_null(p->client.modelIdentifier);
 	c->client_instance_id = dup_or_null(p->client.instanceId);
+	c->client_time_zone = dup_or_null(p->client.timeZone);
+	/* upstream lists only lasting clients: cli, backend and probe
+	 * connections are ephemeral and stay out of presence */
+	c->presence_tracked = p->client.mode != OC_GATEWAYCLIENTMODE_CLI &&
+	                      p->client.mode != OC_GATEWAYCLIENTMODE_BACKEND &&
+	                      p->client.mode != OC_GATEWAYCLIENTMODE_PROBE;
 	return c->client_id && c->client_mode && c->client_version && c->client_platform &&
 	       (!p->client.displayName || c->client_display_name) &&
 	       (!p->client.deviceFamily || c->client_device_family) &&
 	       (!p->client.modelIdentifier || c->client_model_identifier) &&
-	       (!p->client.instanceId || c->client_instance_id);
+	       (!p->client.instanceId || c->client_instance_id) &&
+	       (!p->client.timeZone || c->client_time_zone);
 }
 
 /* features{methods, events}: built once (advertised methods only). */
@@ -352,5 +360,6 @@ void pd_handshake_hello_written(pd_conn *c)
 			pd_dispatch_frame(c, c->pending[i].data, c->pending[i].len);
 		pc_mfree(c->pending[i].data);
 	}
-	pd_presence_changed(gw);
+	if (c->presence_tracked)
+		pd_presence_changed(gw);
 }

@@ -956,10 +956,18 @@ static void test_events(void **state)
 	fake_frames out = { 0 };
 	pd_conn *reader = ready_conn(&f, "[\"operator.read\"]");
 	pd_conn *bare = ready_conn(&f, "[]");
-	pd_conn *late = ready_conn(&f, "[\"operator.admin\"]"); /* a third joins: presence to the others */
+	/* cli/backend/probe clients are ephemeral: not announced (upstream
+	 * isEphemeralGatewayClient); a ui-mode app is */
+	fake_conn_write(reader, &out);
+	assert_int_equal(fake_frames_count_event(&out, "presence"), 0);
+	fake_frames_clear(&out);
+	pd_conn *late = connect_once(&f, &out, connect_frame("c1", "openclaw-macos", "ui", "operator",
+	                                                     "[\"operator.admin\"]", TOKEN_AUTH, ""));
+	assert_int_equal(late->state, PD_CONN_READY);
+	fake_frames_clear(&out);
 	fake_conn_write(reader, &out);
 	check_frames(&out, "presence");
-	assert_int_equal(fake_frames_count_event(&out, "presence"), 2); /* bare's and late's arrival */
+	assert_int_equal(fake_frames_count_event(&out, "presence"), 1); /* late's arrival */
 	fake_frames_clear(&out);
 	fake_conn_write(bare, &out);
 	check_frames(&out, "presence (no scope)");
