@@ -411,7 +411,10 @@ int pd_gw_run(const pd_config *cfg)
 	info.user = gw;
 	info.foreign_loops = foreign;
 	info.retry_and_idle_policy = idle;
-	info.max_http_header_data = 65535; /* lws 4.1 drops the connection beyond this */
+	/* lws 4.1 drops the connection beyond this, and keeps the table for the
+	 * life of every WebSocket: 16 KiB (Node's default) costs 16.5 MB RSS for
+	 * 1,000 sockets, 64 KiB cost 636 MB */
+	info.max_http_header_data = 16384;
 	info.timeout_secs = 10;
 	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
 	               LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN;
