@@ -1,7 +1,7 @@
 # pincer - one plain Makefile. See README.md.
 include config.mk
 
-PKGS      := jansson libpcre2-8 libsodium
+PKGS      := jansson libpcre2-8 libsodium sqlite3
 CFLAGS_W  := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers
 comma     := ,
 SAN_ON    := -fsanitize=address$(comma)undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

@@ -8,7 +8,7 @@
 #include "auth.h"
 
 /* trim-and-empty-is-absent, as upstream normalizeOptionalString */
-static bool present(const char *s)
+bool pd_auth_present(const char *s)
 {
 	if (!s)
 		return false;
@@ -29,9 +29,9 @@ static bool secret_equal(const char *a, const char *b)
 
 pd_auth_result pd_auth_shared(const pd_config *cfg, const char *token, const char *password)
 {
-	pd_auth_result r = { 0 };
-	const char *tok = present(token) ? token : NULL;
-	const char *pw = present(password) ? password : NULL;
+	pd_auth_result r = { .retry_after_ms = -1 };
+	const char *tok = pd_auth_present(token) ? token : NULL;
+	const char *pw = pd_auth_present(password) ? password : NULL;
 	switch (cfg->auth_mode) {
 	case PD_AUTH_NONE:
 		r.ok = true;

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pd_config.h"
 
@@ -14,12 +15,16 @@ typedef struct pd_auth_result {
 	bool ok;
 	const char *method; /* "none" | "token" | "password" */
 	const char *reason; /* upstream authReason when !ok */
+	int64_t retry_after_ms; /* rate_limited: when to retry; else -1 */
 } pd_auth_result;
 
 /* Checks the presented auth.token / auth.password against the configured
  * mode (token mode falls back to auth.password, password mode to auth.token;
  * blank values count as absent). */
 pd_auth_result pd_auth_shared(const pd_config *cfg, const char *token, const char *password);
+
+/* True when a token or password was given at all (blank counts as absent). */
+bool pd_auth_present(const char *s);
 
 /* details.code for an authReason (NULL → AUTH_REQUIRED). */
 const char *pd_auth_detail_code(const char *reason);

@@ -196,6 +196,23 @@ void pd_send_error(pd_conn *c, const char *id, const char *code, const char *mes
 	send_res(c, id, false, NULL, pd_error_shape(code, message, details));
 }
 
+void pd_send_error_retry(pd_conn *c, const char *id, const char *code, const char *message,
+                         json_t *details, int64_t retry_after_ms)
+{
+	json_t *e = pd_error_shape(code, message, details);
+	if (e && (json_object_set_new(e, "retryable", json_true()) != 0 ||
+	          (retry_after_ms >= 0 &&
+	           json_object_set_new(e, "retryAfterMs", json_integer(retry_after_ms)) != 0))) {
+		json_decref(e);
+		e = NULL;
+	}
+	if (!e) {
+		pd_conn_close(c, 1011, NULL);
+		return;
+	}
+	send_res(c, id, false, NULL, e);
+}
+
 char *pd_json_dump(const json_t *j, size_t *len)
 {
 	pd_msg *m = pd_msg_from_json(j);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "gw.h"
+#include "pairing.h"
 #include "pc_alloc.h"
 
 /* lws 4.1 keeps the close opcode private (enum value 4, between HTTP=3 and
@@ -384,11 +385,17 @@ int pd_gw_run(const pd_config *cfg)
 	pd_gw *gw = &gw_static;
 	memset(gw, 0, sizeof *gw);
 	gw->cfg = cfg;
+	pd_rl_init(&gw->rl, cfg);
 	gw->started_ms = pd_now_ms();
 	gw->sv_presence = 1;
 	gw->sv_health = 1;
 	pd_uuid4(gw->boot_id);
 
+	char err[512];
+	if (pd_pairing_open(gw, err, sizeof err) != 0) {
+		fprintf(stderr, "pincerd: %s\n", err);
+		return PD_EXIT_CONFIG;
+	}
 	lws_set_log_level(LLL_ERR | LLL_WARN, log_emit);
 	if (uv_loop_init(&gw->loop) != 0) {
 		fprintf(stderr, "pincerd: cannot initialise the event loop\n");
@@ -459,6 +466,8 @@ int pd_gw_run(const pd_config *cfg)
 		uv_run(&gw->loop, UV_RUN_NOWAIT);
 
 	json_decref(gw->health);
+	pd_rl_fini(&gw->rl);
+	pd_pairing_close(gw);
 	for (size_t i = 0; i < PD_PREAUTH_BUCKETS; i++)
 		while (gw->preauth[i]) {
 			pd_preauth_slot *s = gw->preauth[i];

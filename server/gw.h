@@ -18,6 +18,7 @@
 
 #include "oc_protocol.h"
 #include "pd_config.h"
+#include "ratelimit.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -109,6 +110,7 @@ struct pd_conn {
 	char *client_id, *client_mode, *client_version, *client_platform;
 	char *client_display_name, *client_device_family, *client_model_identifier;
 	char *client_instance_id, *client_time_zone;
+	char device_id[65];  /* the proven device, or "" */
 	bool presence_tracked; /* listed in presence (not cli/backend/probe) */
 	uint64_t seq;        /* last event seq sent */
 	int unauthorized_role_errors; /* consecutive; > 10 closes the socket */
@@ -139,6 +141,10 @@ struct pd_gw {
 	pd_conn *authed;     /* READY sockets */
 	size_t n_conns, n_authed;
 	pd_preauth_slot *preauth[PD_PREAUTH_BUCKETS];
+	pd_ratelimit rl;     /* failed-auth limiter */
+	struct pd_store *store; /* pairing state (store.h) */
+	unsigned char identity_pk[32], identity_sk[64], token_key[32];
+	char identity_id[65], identity_b64[48];
 
 	int64_t started_ms;
 	int64_t sv_presence, sv_health; /* stateVersion counters */
@@ -153,6 +159,12 @@ int pd_gw_run(const pd_config *cfg);
 /* ---- used across server/ files ---------------------------------------- */
 
 int64_t pd_now_ms(void);
+/* ms since start, never negative (the wall clock may step back) */
+static inline int64_t pd_uptime_ms(const pd_gw *gw)
+{
+	int64_t d = pd_now_ms() - gw->started_ms;
+	return d > 0 ? d : 0;
+}
 void pd_uuid4(char out[PD_UUID_LEN + 1]);
 
 /* Queues a message (takes a NEW ref of m) and asks for WRITEABLE. Closes the
@@ -170,6 +182,9 @@ void pd_conn_close(pd_conn *c, int code, const char *reason);
 /* Responses. `details` and `payload` are STOLEN (may be NULL). */
 void pd_send_ok(pd_conn *c, const char *id, json_t *payload);
 void pd_send_error(pd_conn *c, const char *id, const char *code, const char *message, json_t *details);
+/* The same with ErrorShape.retryable and, when retry_after_ms >= 0, retryAfterMs. */
+void pd_send_error_retry(pd_conn *c, const char *id, const char *code, const char *message,
+                         json_t *details, int64_t retry_after_ms);
 /* NEW ErrorShape object. */
 json_t *pd_error_shape(const char *code, const char *message, json_t *details);
 

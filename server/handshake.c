@@ -6,10 +6,12 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <sodium.h>
 #include <string.h>
 
 #include "auth.h"
 #include "gw.h"
+#include "pairing.h"
 #include "pc_alloc.h"
 
 static void fail(pd_conn *c, const char *id, const char *code, const char *message,
@@ -148,7 +150,7 @@ static json_t *hello_ok(pd_conn *c, const char *auth_method)
 		json_array_append_new(scopes, json_string(c->scopes[i]));
 	json_t *snapshot = json_pack(
 		"{s:o, s:O, s:o, s:I}", "presence", pd_presence_list(gw), "health", gw->health,
-		"stateVersion", pd_state_version(gw), "uptimeMs", (json_int_t)(pd_now_ms() - gw->started_ms));
+		"stateVersion", pd_state_version(gw), "uptimeMs", (json_int_t)pd_uptime_ms(gw));
 	if (snapshot && pd_conn_has_scope(c, "operator.admin")) {
 		json_object_set_new(snapshot, "stateDir", json_string(cfg->state_dir));
 		json_object_set_new(snapshot, "authMode", json_string(pd_auth_mode_name(cfg->auth_mode)));
@@ -172,8 +174,8 @@ static void release_hello(lws_sorted_usec_list_t *sul)
 	lws_callback_on_writable(c->wsi);
 }
 
-static void reject_unauthorized(pd_conn *c, const char *id, const oc_ConnectParams *p,
-                                const pd_auth_result *ar, bool has_device)
+void pd_reject_unauthorized(pd_conn *c, const char *id, const oc_ConnectParams *p,
+                            const pd_auth_result *ar, bool has_device)
 {
 	const oc_ConnectAuth *a = &p->auth;
 	const char *provided = pd_auth_provided_kind(a->token, a->password, a->bootstrapToken,
@@ -187,12 +189,38 @@ static void reject_unauthorized(pd_conn *c, const char *id, const oc_ConnectPara
 	json_t *details = json_pack("{s:s, s:s?, s:b, s:s}", "code", pd_auth_detail_code(ar->reason),
 	                            "authReason", ar->reason, "canRetryWithDeviceToken", can_retry,
 	                            "recommendedNextStep", pd_auth_next_step(ar->reason, can_retry));
+	if (ar->retry_after_ms >= 0) {
+		pd_send_error_retry(c, id, "INVALID_REQUEST", msg, details, ar->retry_after_ms);
+		pd_conn_close(c, 1008, msg);
+		return;
+	}
 	fail(c, id, "INVALID_REQUEST", msg, details, 1008, NULL);
+}
+
+/* Shared-secret auth behind the failed-attempt limiter: only presented
+ * credentials count (upstream passes the limiter only then). */
+static pd_auth_result shared_auth(pd_conn *c, const oc_ConnectAuth *a)
+{
+	pd_gw *gw = c->gw;
+	const pd_config *cfg = gw->cfg;
+	bool presented = pd_auth_present(a->token) || pd_auth_present(a->password);
+	int64_t now = pd_now_ms(), retry = 0;
+	if (presented && cfg->auth_mode != PD_AUTH_NONE &&
+	    pd_rl_locked(&gw->rl, c->ip, c->loopback, PD_RL_SHARED_SECRET, now, &retry)) {
+		pd_auth_result r = { false, pd_auth_mode_name(cfg->auth_mode), "rate_limited", retry };
+		return r;
+	}
+	pd_auth_result r = pd_auth_shared(cfg, a->token, a->password);
+	if (presented && r.ok)
+		pd_rl_reset(&gw->rl, c->ip, PD_RL_SHARED_SECRET);
+	else if (presented && r.reason &&
+	         (strcmp(r.reason, "token_mismatch") == 0 || strcmp(r.reason, "password_mismatch") == 0))
+		pd_rl_failure(&gw->rl, c->ip, c->loopback, PD_RL_SHARED_SECRET, now);
+	return r;
 }
 
 static void admit(pd_conn *c, const char *id, const oc_ConnectParams *p)
 {
-	const pd_config *cfg = c->gw->cfg;
 	bool node_client = p->role && strcmp(p->role, "node") == 0 &&
 	                   p->client.mode == OC_GATEWAYCLIENTMODE_NODE;
 	if (!protocol_ok(p, node_client)) {
@@ -218,7 +246,7 @@ static void admit(pd_conn *c, const char *id, const oc_ConnectParams *p)
 	const oc_ConnectAuth *a = &p->auth;
 	bool has_device = p->has_device;
 	bool has_shared = (a->token && *a->token) || (a->password && *a->password);
-	pd_auth_result ar = pd_auth_shared(cfg, a->token, a->password);
+	pd_auth_result ar = shared_auth(c, a);
 	bool shared_ok = ar.ok && (strcmp(ar.method, "token") == 0 || strcmp(ar.method, "password") == 0) &&
 	                 has_shared;
 	bool shared_method = strcmp(ar.method, "token") == 0 || strcmp(ar.method, "password") == 0;
@@ -256,7 +284,7 @@ static void admit(pd_conn *c, const char *id, const oc_ConnectParams *p)
 			     json_pack("{s:s}", "code", "CONTROL_UI_DEVICE_IDENTITY_REQUIRED"), 1008, NULL);
 			return;
 		case REJECT_AUTH:
-			reject_unauthorized(c, id, p, &ar, false);
+			pd_reject_unauthorized(c, id, p, &ar, false);
 			return;
 		case REJECT_DEVICE:
 			fail(c, id, "NOT_PAIRED", "device identity required",
@@ -264,10 +292,12 @@ static void admit(pd_conn *c, const char *id, const oc_ConnectParams *p)
 			return;
 		}
 	}
-	/* A device block is schema-checked only until device proofs land
-	 * (issue 4); the shared secret still decides. */
-	if (!ar.ok) {
-		reject_unauthorized(c, id, p, &ar, has_device);
+	pd_device_grant grant = { 0 };
+	if (has_device) {
+		if (!pd_device_connect(c, id, p, role, &ar, skip_backend_pairing, &grant))
+			return;
+	} else if (!ar.ok) {
+		pd_reject_unauthorized(c, id, p, &ar, false);
 		return;
 	}
 
@@ -276,6 +306,12 @@ static void admit(pd_conn *c, const char *id, const oc_ConnectParams *p)
 		return;
 	}
 	json_t *hello = hello_ok(c, ar.method);
+	if (hello && grant.has_token) {
+		json_t *auth = json_object_get(hello, "auth");
+		json_object_set_new(auth, "deviceToken", json_string(grant.token));
+		json_object_set_new(auth, "issuedAtMs", json_integer(grant.issued_at_ms));
+	}
+	sodium_memzero(grant.token, sizeof grant.token);
 	if (!hello) {
 		pd_conn_close(c, 1011, NULL);
 		return;

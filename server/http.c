@@ -62,7 +62,7 @@ static void prepare(struct lws *wsi, http_pss *s, const char *path)
 	lws_get_peer_simple(wsi, peer, sizeof peer);
 	bool local = (strncmp(peer, "127.", 4) == 0 || strcmp(peer, "::1") == 0) &&
 	             lws_hdr_total_length(wsi, WSI_TOKEN_X_FORWARDED_FOR) == 0;
-	long long uptime = (long long)(pd_now_ms() - gw->started_ms);
+	long long uptime = (long long)pd_uptime_ms(gw);
 	bool up = !gw->stopping;
 	s->status = up ? 200 : 503;
 	if (live) {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "gw.h"
+#include "pairing.h"
 
 static json_t *model_runtime(void)
 {
@@ -72,6 +73,22 @@ pd_method_fn pd_method_handler(oc_method_id id)
 		return m_status;
 	case OC_METHOD_system_presence:
 		return m_system_presence;
+	case OC_METHOD_device_pair_list:
+		return pd_m_device_pair_list;
+	case OC_METHOD_device_pair_approve:
+		return pd_m_device_pair_approve;
+	case OC_METHOD_device_pair_reject:
+		return pd_m_device_pair_reject;
+	case OC_METHOD_device_pair_remove:
+		return pd_m_device_pair_remove;
+	case OC_METHOD_device_pair_rename:
+		return pd_m_device_pair_rename;
+	case OC_METHOD_device_token_rotate:
+		return pd_m_device_token_rotate;
+	case OC_METHOD_device_token_revoke:
+		return pd_m_device_token_revoke;
+	case OC_METHOD_gateway_identity_get:
+		return pd_m_gateway_identity_get;
 	default:
 		return NULL;
 	}

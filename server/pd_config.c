@@ -416,6 +416,7 @@ static int read_env(load_ctx *cx, envs *e, pd_config *cfg)
 
 typedef struct filecfg {
 	json_t *root; /* owns the strings below */
+	pd_config *cfg; /* keys only the file sets go straight here */
 	bool has_port, has_bind, has_auth;
 	int port;
 	pd_bind_mode bind;
@@ -447,6 +448,66 @@ static int file_secret(load_ctx *cx, json_t *auth, const char *name, const char 
 		return fail_key(cx, path, "%s", why);
 	*out = json_string_value(v);
 	return PD_EXIT_OK;
+}
+
+/* An optional integer member in [min, max] (upstream numbers may be 1.0). */
+static int int_member(load_ctx *cx, json_t *obj, const char *name, const char *path, int64_t min,
+                      int64_t max, int64_t *out)
+{
+	json_t *v = json_object_get(obj, name);
+	if (!v)
+		return PD_EXIT_OK;
+	double d = json_is_integer(v) ? (double)json_integer_value(v) : json_is_real(v) ? json_real_value(v) : -1e300;
+	if (!(d >= (double)min && d <= (double)max) || d != (double)(int64_t)d)
+		return fail_key(cx, path, "expected an integer %lld..%lld", (long long)min, (long long)max);
+	*out = (int64_t)d;
+	return PD_EXIT_OK;
+}
+
+static int bool_member(load_ctx *cx, json_t *obj, const char *name, const char *path, bool *out)
+{
+	json_t *v = json_object_get(obj, name);
+	if (!v)
+		return PD_EXIT_OK;
+	if (!json_is_boolean(v))
+		return fail_key(cx, path, "expected true or false");
+	*out = json_is_true(v);
+	return PD_EXIT_OK;
+}
+
+/* gateway.nodes.pairing.autoApproveLocal */
+static int file_pairing(load_ctx *cx, filecfg *fc, json_t *gw)
+{
+	json_t *nodes, *pairing;
+	int rc;
+	if ((rc = member(cx, gw, "nodes", "gateway.nodes", JSON_OBJECT, &nodes)) || !nodes)
+		return rc;
+	if ((rc = member(cx, nodes, "pairing", "gateway.nodes.pairing", JSON_OBJECT, &pairing)) || !pairing)
+		return rc;
+	return bool_member(cx, pairing, "autoApproveLocal", "gateway.nodes.pairing.autoApproveLocal",
+	                   &fc->cfg->auto_approve_local);
+}
+
+/* gateway.auth.rateLimit.{maxAttempts, windowMs, lockoutMs, exemptLoopback} */
+static int file_rate_limit(load_ctx *cx, filecfg *fc, json_t *auth)
+{
+	json_t *rl;
+	int64_t n;
+	int rc;
+	pd_config *cfg = fc->cfg;
+	if ((rc = member(cx, auth, "rateLimit", "gateway.auth.rateLimit", JSON_OBJECT, &rl)) || !rl)
+		return rc;
+	n = cfg->rate_limit.max_attempts;
+	if ((rc = int_member(cx, rl, "maxAttempts", "gateway.auth.rateLimit.maxAttempts", 1, 1000000, &n)))
+		return rc;
+	cfg->rate_limit.max_attempts = (int)n;
+	if ((rc = int_member(cx, rl, "windowMs", "gateway.auth.rateLimit.windowMs", 1, INT32_MAX,
+	                     &cfg->rate_limit.window_ms)) ||
+	    (rc = int_member(cx, rl, "lockoutMs", "gateway.auth.rateLimit.lockoutMs", 0, INT32_MAX,
+	                     &cfg->rate_limit.lockout_ms)))
+		return rc;
+	return bool_member(cx, rl, "exemptLoopback", "gateway.auth.rateLimit.exemptLoopback",
+	                   &cfg->rate_limit.exempt_loopback);
 }
 
 /* Reads the gateway.* keys pincer knows; the rest of the file is ignored. */
@@ -497,6 +558,8 @@ static int file_gateway(load_ctx *cx, filecfg *fc)
 		fc->custom_host = json_string_value(v);
 	}
 
+	if ((rc = file_pairing(cx, fc, gw)))
+		return rc;
 	if ((rc = member(cx, gw, "auth", "gateway.auth", JSON_OBJECT, &auth)) || !auth)
 		return rc;
 	if ((rc = member(cx, auth, "mode", "gateway.auth.mode", JSON_STRING, &v)))
@@ -509,7 +572,7 @@ static int file_gateway(load_ctx *cx, filecfg *fc)
 	if ((rc = file_secret(cx, auth, "token", "gateway.auth.token", &fc->token)) ||
 	    (rc = file_secret(cx, auth, "password", "gateway.auth.password", &fc->password)))
 		return rc;
-	return PD_EXIT_OK;
+	return file_rate_limit(cx, fc, auth);
 }
 
 /* Loads `path`. A missing file is an error only when `required`. */
@@ -842,6 +905,12 @@ int pd_config_load(pd_config *cfg, int argc, char **argv, bool *exit_now, char *
 	cfg->keepalive_secs = 25;
 	cfg->max_buffered_bytes = 52428800;
 	cfg->max_payload_bytes = 26214400;
+	cfg->auto_approve_local = true;
+	cfg->rate_limit.max_attempts = 10;
+	cfg->rate_limit.window_ms = 60000;
+	cfg->rate_limit.lockout_ms = 300000;
+	cfg->rate_limit.exempt_loopback = true;
+	fc.cfg = cfg;
 
 	rc = parse_flags(&cx, &f, argc, argv, exit_now);
 	if (rc == PD_EXIT_OK && !*exit_now)

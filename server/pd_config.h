@@ -51,6 +51,17 @@ typedef struct pd_config {
 	int keepalive_secs;           /* PINCER_KEEPALIVE_SECS: ping after this idle time, hang up the same time later; default 25 */
 	int64_t max_buffered_bytes;   /* PINCER_MAX_BUFFERED_BYTES, default 52428800 */
 	int64_t max_payload_bytes;    /* PINCER_MAX_PAYLOAD_BYTES, default 26214400 */
+
+	/* gateway.nodes.pairing.autoApproveLocal (default true): loopback
+	 * devices pair silently */
+	bool auto_approve_local;
+	/* gateway.auth.rateLimit: failed shared-secret / device-token attempts
+	 * per client IP (defaults 10 per 60 s, 5 min lockout, loopback exempt) */
+	struct {
+		int max_attempts;
+		int64_t window_ms, lockout_ms;
+		bool exempt_loopback;
+	} rate_limit;
 } pd_config;
 
 /* Parses argv (flags: --port N --bind MODE [--bind-host H] --auth MODE --token T

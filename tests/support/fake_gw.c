@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "fake_gw.h"
+#include "pairing.h"
 #include "pc_alloc.h"
 
 void fake_gw_init(fake_gw *f, pd_auth_mode mode, const char *token, const char *password)
@@ -20,7 +21,10 @@ void fake_gw_init(fake_gw *f, pd_auth_mode mode, const char *token, const char *
 	cfg->auth_mode = mode;
 	cfg->token = (char *)token;
 	cfg->password = (char *)password;
-	cfg->state_dir = (char *)"/tmp/pincer-fake-gw-state";
+	snprintf(f->state_dir, sizeof f->state_dir, "/tmp/pincer-fake-gw-XXXXXX");
+	if (!mkdtemp(f->state_dir))
+		abort();
+	cfg->state_dir = f->state_dir;
 	cfg->config_path = NULL;
 	cfg->handshake_timeout_ms = OC_LIMIT_HANDSHAKE_TIMEOUT_MS;
 	cfg->max_preauth_per_ip = (int)OC_LIMIT_MAX_PREAUTH_CONNECTIONS_PER_IP;
@@ -29,10 +33,21 @@ void fake_gw_init(fake_gw *f, pd_auth_mode mode, const char *token, const char *
 	cfg->keepalive_secs = 25;
 	cfg->max_buffered_bytes = OC_LIMIT_MAX_BUFFERED_BYTES;
 	cfg->max_payload_bytes = OC_LIMIT_MAX_PAYLOAD_BYTES;
+	cfg->auto_approve_local = true;
+	cfg->rate_limit.max_attempts = 10;
+	cfg->rate_limit.window_ms = 60000;
+	cfg->rate_limit.lockout_ms = 300000;
+	cfg->rate_limit.exempt_loopback = true;
 
 	/* as pd_gw_run() before the loop starts */
 	pd_gw *gw = &f->gw;
 	gw->cfg = cfg;
+	pd_rl_init(&gw->rl, cfg);
+	char err[256];
+	if (pd_pairing_open(gw, err, sizeof err) != 0) {
+		fprintf(stderr, "fake_gw: %s\n", err);
+		abort();
+	}
 	gw->started_ms = pd_now_ms();
 	gw->sv_presence = 1;
 	gw->sv_health = 1;
@@ -48,6 +63,12 @@ void fake_gw_fini(fake_gw *f)
 		fake_conn_free(gw->conns);
 	json_decref(gw->health);
 	gw->health = NULL;
+	pd_rl_fini(&gw->rl);
+	pd_pairing_close(gw);
+	char cmd[sizeof f->state_dir + 16];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->state_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "fake_gw: could not remove %s\n", f->state_dir);
 	pd_handshake_cleanup();
 }
 

@@ -22,6 +22,7 @@
 #include "gw.h"
 
 typedef struct fake_gw {
+	char state_dir[64];
 	pd_gw gw;
 	pd_config cfg; /* strings are BORROWED (never passed to pd_config_free) */
 } fake_gw;

@@ -46,9 +46,11 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "support/fake_gw.h"
 #include "support/lws_stub.c"
+#include "device_proof.h"
 #include "support/fake_gw.c"
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -252,21 +254,9 @@ static const char *skip_reason(const char *file, const json_t *recs)
 		return "oversized pre-auth frame: refused by gw.c's receive path (1009), never reaches the handshake";
 	const json_t *err = json_object_get(first_res, "error");
 	const char *dcode = json_string_value(json_object_get(json_object_get(err, "details"), "code"));
-	if (dcode && strncmp(dcode, "DEVICE_AUTH_", 12) == 0)
-		return "device proof verification is not implemented yet (next issue)";
 	if (dcode && strcmp(dcode, "PAIRING_REQUIRED") == 0)
 		return "device pairing is not implemented yet";
 	return NULL;
-}
-
-static bool has_device_block(const json_t *recs)
-{
-	size_t i;
-	json_t *r;
-	json_array_foreach(recs, i, r)
-		if (rec_is(r, "c2s") && json_object_get(json_object_get(rec_frame(r), "params"), "device"))
-			return true;
-	return false;
 }
 
 static bool has_origin_header(const json_t *recs)
@@ -320,9 +310,6 @@ static void test_vector(void **state)
 		skip_case(vc->name, why);
 		return;
 	}
-	if (has_device_block(recs))
-		printf("note %s: has a device block; pincer only schema-checks it and lets the shared token decide\n",
-		       vc->name);
 	if (opt && opt->note)
 		printf("note %s: %s\n", vc->name, opt->note);
 
@@ -353,6 +340,12 @@ static void test_vector(void **state)
 			const char *t = json_string_value(json_object_get(fr, "type"));
 			if (t && strcmp(t, "res") == 0)
 				json_array_append(expected, (json_t *)fr);
+			/* replay the device proof as captured: this socket's
+			 * challenge nonce is the one the client signed */
+			const char *evn = json_string_value(json_object_get(fr, "event"));
+			const char *nonce = json_string_value(json_object_get(json_object_get(fr, "payload"), "nonce"));
+			if (evn && strcmp(evn, "connect.challenge") == 0 && nonce)
+				snprintf(c->nonce, sizeof c->nonce, "%s", nonce);
 			s2c_since = true;
 			continue;
 		}
@@ -373,7 +366,10 @@ static void test_vector(void **state)
 		if (!text)
 			text = owned;
 		assert_non_null(text);
+		if (!n_c2s) /* signedAt is checked against the capture's clock */
+			stub_now_ms = json_integer_value(json_object_get(r, "t"));
 		fake_conn_deliver_str(c, text);
+		stub_now_ms = 0;
 		free(owned);
 		n_c2s++;
 	}
@@ -515,6 +511,53 @@ static const char *connect_frame(const char *id, const char *client_id, const ch
 	"\"publicKey\":\"BQdFv-bIsVqQArnpBux8Mdmmmd47ZqiuXkOf1QD66mM\",\"signature\":"                    \
 	"\"pruMuX6MU_J9u6v_irB40XVicEC2KM7xqIHjz9dFAuXCtAWA_Vfq-ERf9QLFPqNBH2wjxyMWvYvYWwUJxN1iDg\","     \
 	"\"signedAt\":1795288975890,\"nonce\":\"76530c0e-987d-4692-882b-c39e4caad025\"}"
+
+/* A device block signed (v3, fixed test key) for this socket's challenge;
+ * `token` is what the payload carries (auth.token ?? deviceToken). */
+static const char *signed_device(const pd_conn *c, const char *client_id, const char *mode, const char *role,
+                                 const char *scopes_json, const char *token, const char *platform)
+{
+	static char buf[1024];
+	unsigned char seed[32], pk[32], sk[64], sig[64];
+	for (int i = 0; i < 32; i++)
+		seed[i] = (unsigned char)(0x40 + i);
+	crypto_sign_seed_keypair(pk, sk, seed);
+	char id[65], pkb[64], sigb[100], payload[PD_DP_PAYLOAD_MAX];
+	pd_dp_device_id(pk, id);
+	pd_dp_b64url(pk, 32, pkb, sizeof pkb);
+	json_t *sj = json_loads(scopes_json, 0, NULL);
+	const char *sc[16];
+	size_t n = 0;
+	for (; sj && n < json_array_size(sj) && n < 16; n++)
+		sc[n] = json_string_value(json_array_get(sj, n));
+	int64_t now = pd_now_ms();
+	pd_dp_input in = { .device_id = id, .public_key = pkb, .nonce = c->nonce, .signed_at = now,
+		           .client_id = client_id, .client_mode = mode, .role = role, .scopes = sc,
+		           .n_scopes = n, .token = token, .platform = platform };
+	int len = pd_dp_payload(payload, sizeof payload, 3, &in);
+	assert_true(len > 0);
+	crypto_sign_detached(sig, NULL, (const unsigned char *)payload, (unsigned long long)len, sk);
+	pd_dp_b64url(sig, 64, sigb, sizeof sigb);
+	json_decref(sj);
+	snprintf(buf, sizeof buf,
+	         ",\"device\":{\"id\":\"%s\",\"publicKey\":\"%s\",\"signature\":\"%s\",\"signedAt\":%lld,"
+	         "\"nonce\":\"%s\"}", id, pkb, sigb, (long long)now, c->nonce);
+	return buf;
+}
+
+/* connect_frame with a valid device block, on a fresh loopback socket. */
+static pd_conn *connect_signed(fake_gw *f, fake_frames *out, const char *client_id, const char *mode,
+                               const char *role, const char *scopes, const char *auth, const char *token)
+{
+	pd_conn *c = fake_conn_new(f, true, false);
+	assert_non_null(c);
+	char dev[1024];
+	snprintf(dev, sizeof dev, "%s", signed_device(c, client_id, mode, role, scopes, token, "linux"));
+	fake_conn_deliver_str(c, connect_frame("c1", client_id, mode, role, scopes, auth, dev));
+	fake_conn_write(c, out);
+	check_frames(out, "connect");
+	return c;
+}
 
 /* Sends one connect on a fresh loopback socket and writes the answer. */
 static pd_conn *connect_once(fake_gw *f, fake_frames *out, const char *frame)
@@ -808,9 +851,8 @@ static void test_password_mode(void **state)
 	             "\"canRetryWithDeviceToken\":false," UPDATE_CREDS);
 	fake_frames_clear(&out);
 
-	/* missing, with a device block (shared auth decides) */
-	c = connect_once(&f, &out, connect_frame("c1", "gateway-client", "backend", "operator", "[]", "",
-	                                         DEVICE_BLOCK));
+	/* missing, with a valid device block (shared auth decides) */
+	c = connect_signed(&f, &out, "gateway-client", "backend", "operator", "[]", "", NULL);
 	assert_error(fake_frames_res(&out, "c1"), "INVALID_REQUEST",
 	             "unauthorized: gateway password missing (provide gateway auth password)",
 	             "{\"code\":\"AUTH_PASSWORD_MISSING\",\"authReason\":\"password_missing\","
@@ -819,8 +861,7 @@ static void test_password_mode(void **state)
 	             "missing password");
 	fake_frames_clear(&out);
 	/* blank counts as missing */
-	c = connect_once(&f, &out, connect_frame("c1", "cli", "cli", "operator", "[]",
-	                                         ",\"auth\":{\"password\":\"  \"}", DEVICE_BLOCK));
+	c = connect_signed(&f, &out, "cli", "cli", "operator", "[]", ",\"auth\":{\"password\":\"  \"}", NULL);
 	assert_error(fake_frames_res(&out, "c1"), "INVALID_REQUEST",
 	             "unauthorized: gateway password missing (use this gateway's gateway.auth.password)",
 	             "{\"code\":\"AUTH_PASSWORD_MISSING\",\"authReason\":\"password_missing\","
@@ -936,11 +977,16 @@ static void test_worker_and_misc_first_frames(void **state)
 	assert_true(c->close_pending && c->close_code == 1008);
 	fake_frames_clear(&out);
 	/* node protocol window: a node may speak 3 */
-	c = connect_once(&f, &out,
-	                 "{\"type\":\"req\",\"id\":\"n\",\"method\":\"connect\",\"params\":{\"minProtocol\":3,"
-	                 "\"maxProtocol\":3,\"client\":{\"id\":\"node-host\",\"version\":\"1\",\"platform\":\"linux\","
-	                 "\"mode\":\"node\"},\"role\":\"node\",\"scopes\":[],\"auth\":{\"token\":\"" GW_TOKEN "\"}"
-	                 DEVICE_BLOCK "}}");
+	c = fake_conn_new(&f, true, false);
+	char node_frame[2048];
+	snprintf(node_frame, sizeof node_frame,
+	         "{\"type\":\"req\",\"id\":\"n\",\"method\":\"connect\",\"params\":{\"minProtocol\":3,"
+	         "\"maxProtocol\":3,\"client\":{\"id\":\"node-host\",\"version\":\"1\",\"platform\":\"linux\","
+	         "\"mode\":\"node\"},\"role\":\"node\",\"scopes\":[],\"auth\":{\"token\":\"" GW_TOKEN "\"}%s}}",
+	         signed_device(c, "node-host", "node", "node", "[]", GW_TOKEN, "linux"));
+	fake_conn_deliver_str(c, node_frame);
+	fake_conn_write(c, &out);
+	check_frames(&out, "node connect");
 	assert_hello(fake_frames_res(&out, "n"), "node", "[]", "token");
 	fake_frames_clear(&out);
 	fake_gw_fini(&f);

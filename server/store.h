@@ -1,0 +1,89 @@
+/*
+ * store.h - pincerd's durable state: the gateway's own identity, paired
+ * devices and pending pairing requests, in <state_dir>/state/pincer.sqlite.
+ *
+ * One process owns a state dir: pd_store_open() takes an exclusive lock on
+ * <state_dir>/state/pincer.lock and fails while another store holds it.
+ * Records are JSON objects stored as text; the store only looks at the key
+ * fields named below and keeps the rest as given.
+ *
+ * All calls are synchronous and run on the caller's (loop) thread. Failures
+ * are reported once on stderr with the SQLite message; record contents are
+ * never logged (paired records hold token material).
+ *
+ * Ownership: record arguments are BORROWED (serialised, never kept);
+ * returned json_t values are NEW references the caller must json_decref();
+ * string arguments are BORROWED.
+ */
+#ifndef PD_STORE_H
+#define PD_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PD_STORE_SUBDIR "state"
+#define PD_STORE_DB_NAME "pincer.sqlite"
+#define PD_STORE_LOCK_NAME "pincer.lock"
+#define PD_STORE_SCHEMA_VERSION 1
+
+typedef struct pd_store pd_store;
+
+/* Opens the store, creating <state_dir> (not its parents) and
+ * <state_dir>/state (0700) and the database (0600) as needed. Returns a NEW handle, or NULL with a one-line
+ * reason in `err` (which names the state dir or file involved). */
+pd_store *pd_store_open(const char *state_dir, char *err, size_t errlen);
+
+/* Closes the database and releases the lock. NULL-safe. */
+void pd_store_close(pd_store *s);
+
+/* The gateway's own Ed25519 key pair (libsodium layout: sk = seed || pk),
+ * loaded, or created and persisted on the first call. 0 on success, -1 on
+ * error (a stored key of the wrong size or shape is an error, never silently
+ * replaced: that would change the gateway's identity). */
+int pd_store_gateway_identity(pd_store *s, unsigned char pk[32], unsigned char sk[64]);
+
+/* ---- paired devices: objects with at least "deviceId" (non-empty string) ---- */
+
+/* NEW record, or NULL when absent, unreadable (corrupt JSON) or on error. */
+json_t *pd_store_paired_get(pd_store *s, const char *device_id);
+/* Inserts or replaces the record keyed by record.deviceId. 0 ok, -1 error
+ * (including a record without a usable deviceId). */
+int pd_store_paired_put(pd_store *s, const json_t *record, int64_t now_ms);
+/* 1 deleted, 0 absent, -1 error. */
+int pd_store_paired_delete(pd_store *s, const char *device_id);
+/* NEW array ordered by deviceId (corrupt rows are skipped), NULL on error. */
+json_t *pd_store_paired_list(pd_store *s);
+
+/* ---- pending requests: objects with "requestId", "deviceId" (non-empty
+ * strings) and "ts" (integer, ms). A request is expired when
+ * ts + ttl_ms <= now_ms; expired requests are never returned, and every call
+ * that takes now_ms deletes them first. ---- */
+
+/* NEW record, or NULL when absent, expired, unreadable or on error. */
+json_t *pd_store_pending_get(pd_store *s, const char *request_id, int64_t now_ms, int64_t ttl_ms);
+/* NEW array of the device's live requests, oldest first; NULL on error. */
+json_t *pd_store_pending_for_device(pd_store *s, const char *device_id, int64_t now_ms, int64_t ttl_ms);
+/* Inserts or replaces the record keyed by record.requestId. 0 ok, -1 error. */
+int pd_store_pending_put(pd_store *s, const json_t *record);
+/* 1 deleted, 0 absent, -1 error. */
+int pd_store_pending_delete(pd_store *s, const char *request_id);
+/* Deletes every request of the device: the count deleted, or -1. */
+int pd_store_pending_delete_device(pd_store *s, const char *device_id);
+/* NEW array of all live requests, oldest first; NULL on error. */
+json_t *pd_store_pending_list(pd_store *s, int64_t now_ms, int64_t ttl_ms);
+
+/* Runs fn(s, arg) inside one transaction (BEGIN IMMEDIATE ... COMMIT), rolled
+ * back when fn returns non-zero. Calls nest (inner ones become savepoints).
+ * Returns 0 when committed, fn's value when fn failed, -1 when the store
+ * could not begin or commit (nothing of fn's work is kept then). */
+int pd_store_tx(pd_store *s, int (*fn)(pd_store *s, void *arg), void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PD_STORE_H */
