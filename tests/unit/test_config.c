@@ -458,9 +458,29 @@ static void test_config_ignored_keys(void **state)
 	assert_string_equal(cfg.listen_host, "127.0.0.1");
 	pd_config_free(&cfg);
 
+	assert_int_equal(cfg.rate_limit.max_attempts, 3);
+	pd_config_free(&cfg);
+
 	/* an empty object and a file without a gateway section */
 	path = config("{}");
 	assert_int_equal(LOAD(&cfg, "--config", path), PD_EXIT_OK);
+	assert_true(cfg.auto_approve_local);
+	assert_int_equal(cfg.rate_limit.max_attempts, 10);
+	assert_int_equal(cfg.rate_limit.window_ms, 60000);
+	assert_int_equal(cfg.rate_limit.lockout_ms, 300000);
+	assert_true(cfg.rate_limit.exempt_loopback);
+	pd_config_free(&cfg);
+
+	/* pairing and rate-limit keys */
+	path = config("{\"gateway\": {\"nodes\": {\"pairing\": {\"autoApproveLocal\": false}},\n"
+	              " \"auth\": {\"rateLimit\": {\"maxAttempts\": 2, \"windowMs\": 1000, \"lockoutMs\": 0,\n"
+	              "  \"exemptLoopback\": false}}}}");
+	assert_int_equal(LOAD(&cfg, "--config", path), PD_EXIT_OK);
+	assert_false(cfg.auto_approve_local);
+	assert_int_equal(cfg.rate_limit.max_attempts, 2);
+	assert_int_equal(cfg.rate_limit.window_ms, 1000);
+	assert_int_equal(cfg.rate_limit.lockout_ms, 0);
+	assert_false(cfg.rate_limit.exempt_loopback);
 	pd_config_free(&cfg);
 }
 
@@ -501,6 +521,15 @@ static void test_config_errors(void **state)
 	    {"{\"gateway\": {\"auth\": {\"token\": {\"source\": \"env\"}}}}", "gateway.auth.token: expected a string"},
 	    {"{\"gateway\": {\"auth\": {\"password\": \"undefined\"}}}", "gateway.auth.password"},
 	    {"{\"gateway\": {\"auth\": []}}", "gateway.auth: expected an object"},
+	    {"{\"gateway\": {\"nodes\": {\"pairing\": {\"autoApproveLocal\": \"no\"}}}}",
+	     "gateway.nodes.pairing.autoApproveLocal: expected true or false"},
+	    {"{\"gateway\": {\"nodes\": []}}", "gateway.nodes: expected an object"},
+	    {"{\"gateway\": {\"auth\": {\"rateLimit\": {\"maxAttempts\": 0}}}}",
+	     "gateway.auth.rateLimit.maxAttempts: expected an integer"},
+	    {"{\"gateway\": {\"auth\": {\"rateLimit\": {\"windowMs\": \"60s\"}}}}",
+	     "gateway.auth.rateLimit.windowMs"},
+	    {"{\"gateway\": {\"auth\": {\"rateLimit\": {\"exemptLoopback\": 1}}}}",
+	     "gateway.auth.rateLimit.exemptLoopback"},
 	    {"{\"gateway\": []}", "gateway: expected an object"},
 	    {"{\"gateway\": {\"port\": 1, \"port\": 2}}", "duplicate"},
 	    {"{\"gateway\": {}, \"gateway\": {}}", "duplicate"},
