@@ -27,7 +27,7 @@ UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 
-.PHONY: all deps gen check-gen test test-unit test-jsts test-golden test-ajv test-conform clean run fuzz fuzz-server
+.PHONY: all deps gen check-gen test test-unit test-jsts test-golden test-ajv test-conform clean run fuzz fuzz-server fuzz-device
 all: deps bin/pincer-gen $(BUILD)/libpincer-proto.a bin/pincerd bin/pincer-conform
 
 # ---- dependencies ----------------------------------------------------------
@@ -113,10 +113,15 @@ $(BUILD)/tests/fuzz_server_replay: tests/fuzz/fuzz_server.c $(FUZZ_SUPPORT) $(TE
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LDLIBS)
 
-test-unit: deps $(UNIT_BIN) $(BUILD)/tests/fuzz_frame_replay $(BUILD)/tests/fuzz_server_replay
+$(BUILD)/tests/fuzz_device_replay: tests/fuzz/fuzz_device.c $(TEST_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LDLIBS)
+
+test-unit: deps $(UNIT_BIN) $(BUILD)/tests/fuzz_frame_replay $(BUILD)/tests/fuzz_server_replay $(BUILD)/tests/fuzz_device_replay
 	@tests/run-all.sh $(UNIT_BIN)
 	$(BUILD)/tests/fuzz_frame_replay tests/fuzz/corpus/*
 	$(BUILD)/tests/fuzz_server_replay tests/fuzz/corpus_server/*
+	$(BUILD)/tests/fuzz_device_replay tests/fuzz/corpus_device/*
 
 # libFuzzer run (needs clang; not part of make test): make fuzz FUZZ_SECONDS=60
 FUZZ_SECONDS ?= 60
@@ -138,6 +143,15 @@ fuzz-server: deps
 	  $(shell pkg-config --cflags $(PKGS) 2>/dev/null) tests/fuzz/fuzz_server.c generated/*.c runtime/*.c \
 	  $(FUZZ_SRV_SRC) -o build/fuzz/fuzz_server $(LDLIBS)
 	build/fuzz/fuzz_server -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz/corpus_server
+
+# libFuzzer run of the device proof: make fuzz-device FUZZ_SECONDS=60
+fuzz-device: deps
+	@command -v clang >/dev/null || { apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends clang libclang-rt-14-dev; }
+	@mkdir -p build/fuzz/corpus_device && cp -n tests/fuzz/corpus_device/* build/fuzz/corpus_device/ 2>/dev/null || true
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -DPC_LIBFUZZER -Iserver -Iruntime $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+	  tests/fuzz/fuzz_device.c server/device_proof.c -o build/fuzz/fuzz_device $(LDLIBS)
+	build/fuzz/fuzz_device -max_total_time=$(FUZZ_SECONDS) -max_len=16384 build/fuzz/corpus_device
 
 # JSON Schema Test Suite, draft 7 (Debian's by default; JSTS=<dir> for another)
 # The newer suite from ../shared is run too when it is there (CI has it).

@@ -97,10 +97,13 @@ const char *pd_dp_code(pd_dp_status s);
 /* Decodes a public key given as raw base64url or base64 (either alphabet, even
  * mixed; '=' padding optional, only at the end; unused trailing bits ignored)
  * or, when the text contains "BEGIN" (as upstream), as a PEM SPKI Ed25519 key
- * ("-----BEGIN PUBLIC KEY-----", DER 302a300506032b6570032100 + 32 bytes,
+ * ("-----BEGIN PUBLIC KEY-----" … "-----END PUBLIC KEY-----", text around the
+ * block ignored; DER 302a300506032b6570032100 + 32 bytes,
  * whitespace in the body skipped). Text longer than PD_DP_MAX_KEY_TEXT,
  * characters outside the alphabet, or a result longer than `cap` → -1.
- * Returns the decoded length (32 for a valid raw Ed25519 key). */
+ * Returns the decoded length (32 for a valid raw Ed25519 key).
+ * Consequence of the "BEGIN" rule, shared with upstream: a raw key whose
+ * base64url text contains "BEGIN" (about 1 key in 28 million) is undecodable. */
 int pd_dp_decode_public_key(const char *text, unsigned char *out, size_t cap);
 
 /* Writes the v2 or v3 payload (NUL-terminated) into buf: fields joined with

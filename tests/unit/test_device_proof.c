@@ -117,7 +117,8 @@ static void load_capture(const char *file, int conn, capture *c)
 	assert_true(c->nonce[0]);
 
 	json_t *p = json_object_get(c->connect, "params");
-	json_t *dev = json_object_get(p, "device"), *cl = json_object_get(p, "client"), *auth = json_object_get(p, "auth");
+	json_t *dev = json_object_get(p, "device"), *cl = json_object_get(p, "client");
+	json_t *auth = json_object_get(p, "auth");
 	assert_non_null(dev);
 	c->in.device_id = json_string_value(json_object_get(dev, "id"));
 	c->in.public_key = json_string_value(json_object_get(dev, "publicKey"));
@@ -256,10 +257,12 @@ static void test_rfc8032_seed_vector(void **state)
 	char payload[512];
 	assert_true(pd_dp_payload(payload, sizeof payload, 3, &in) > 0);
 	assert_string_equal(payload, "v3|56475aa75463474c0285df5dbf2bcab73da651358839e9b77481b2eab107708c|cli|cli|"
-				     "operator|operator.read,operator.write|1737264000000|secret-token|nonce-123|linux|");
+				     "operator|operator.read,operator.write|1737264000000|"
+				     "secret-token|nonce-123|linux|");
 	char sig[90];
 	seed_sign(&in, 3, sig);
-	assert_string_equal(sig, "Ei-bfAQjDiyH3BS3QzLw4-Wl08g6lbiYnAUdMmRMYFB0CU9L5Q6ow67SlAnsgIKmiZOGdSuuX2oX6V_dH2vsAQ");
+	assert_string_equal(sig, "Ei-bfAQjDiyH3BS3QzLw4-Wl08g6lbiYnAUdMmRMYFB0"
+				 "CU9L5Q6ow67SlAnsgIKmiZOGdSuuX2oX6V_dH2vsAQ");
 
 	in.signature = sig;
 	pd_dp_result r = pd_device_proof_verify(&in, "nonce-123", 1737264000000);
@@ -402,7 +405,8 @@ static void test_failures_isolated(void **state)
 		assert_int_equal(pd_dp_decode_public_key(c.in.signature, sig, sizeof sig), 64);
 		int n = pd_dp_payload(payload, sizeof payload, 3, &c.in);
 		assert_true(n > 0);
-		assert_int_equal(crypto_sign_verify_detached(sig, (unsigned char *)payload, (unsigned long long)n, key), 0);
+		unsigned long long len = (unsigned long long)n;
+		assert_int_equal(crypto_sign_verify_detached(sig, (unsigned char *)payload, len, key), 0);
 		char id[65];
 		pd_dp_device_id(key, id);
 		assert_string_equal(id, "9e973b61c16bd4b562eb13f041b5eebe464f51e0abe3e7f54f68281435876149");
@@ -463,7 +467,8 @@ static void test_key_forms(void **state)
 		"AAAA=",                                        /* padding after a full quantum */
 		"AA===",                                        /* too much padding */
 		"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n", /* short DER */
-		"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAwvWyoC7+K1YPlvAerB2SdGysIIIX7zoxxeePvi0DPbk=\n", /* no END */
+		/* no END line */
+		"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAwvWyoC7+K1YPlvAerB2SdGysIIIX7zoxxeePvi0DPbk=\n",
 		/* rsaEncryption OID instead of Ed25519: not an Ed25519 SPKI */
 		"-----BEGIN PUBLIC KEY-----\nMCowDQYJKoZIhvcNAQEBBQADGQAwvWyoC7+K1YPlvAerB2SdGysIIIX7zoxx\n"
 		"-----END PUBLIC KEY-----\n",
