@@ -178,6 +178,7 @@ test: deps check-gen
 # Conformance suite against a pincerd the runner starts itself (fresh state
 # dir, free port); every frame the daemon sends is schema-validated.
 test-conform: deps bin/pincerd bin/pincer-conform
+	bin/pincer-conform --self-test tests/fixtures/vectors
 	bin/pincer-conform --pincerd bin/pincerd --scenarios tests/conformance
 
 run: all

@@ -12,7 +12,8 @@
  *   cf_http.c    HTTP/1.1 client
  *   cf_pattern.c variables, expressions, the pattern matcher
  *   cf_check.c   schema validation of server frames, seq, method coverage
- *   cf_daemon.c  starting and stopping pincerd instances
+ *   cf_daemon.c  starting, restarting and stopping pincerd instances
+ *   cf_device.c  device keys, the signed connect `device` block, --self-test
  *   cf_conn.c    connections: queues, the receive pump, the frame log, sending
  *   cf_steps.c   the scenario step interpreter
  *   cf_main.c    command line, scenario loading, summary
@@ -169,12 +170,15 @@ extern const cf_knob cf_knobs[];
 extern const size_t cf_nknobs;
 
 typedef struct cf_daemon {
-	char key[96];  /* auth mode + "/" + instance name */
+	char key[128]; /* auth mode + "/" + instance name (+ "+cfg-<hash>" with a config) */
 	char auth[16]; /* token | password | none */
 	pid_t pid;     /* 0 once reaped */
 	int port;
 	char state_dir[256];
 	char log_path[320];
+	char *config;          /* the config file's JSON text, NULL = no --config */
+	char config_path[320]; /* where it is written (in the state dir) */
+	int starts;            /* 1 after the first start, +1 per restart */
 	char token[65];
 	char password[65];
 	bool exited;     /* reaped */
@@ -220,10 +224,22 @@ typedef struct cf_conn {
 	size_t qhead, qn, qcap;
 	cf_msg *backlog; /* events skipped by earlier expects */
 	size_t bn, bcap;
-	json_t *reqs;     /* request id -> method (NEW object) */
-	int64_t last_seq; /* last event seq seen, 0 = none */
-	long nmsgs;       /* messages received */
+	json_t *reqs;         /* request id -> method (NEW object) */
+	int64_t last_seq;     /* last event seq seen, 0 = none */
+	long nmsgs;           /* messages received */
+	bool challenged;      /* a connect.challenge arrived: */
+	char nonce[128];      /*   its nonce */
+	int64_t challenge_ts; /* its ts (server clock, ms) */
 } cf_conn;
+
+/* A named Ed25519 key of a scenario (device identity). */
+typedef struct cf_key {
+	char name[48];
+	unsigned char seed[32], pk[32], sk[64];
+	char id[65];  /* lowercase hex sha256(pk) */
+	char pub[48]; /* base64url of pk, no padding */
+} cf_key;
+typedef struct cf_keyring cf_keyring;
 
 typedef struct cf_scn {
 	cf_run *run;
@@ -233,6 +249,7 @@ typedef struct cf_scn {
 	cf_conn **conns;
 	size_t nconns;
 	cf_daemon *daemon; /* owned mode */
+	cf_keyring *keys;  /* named device keys (owned; mutable through a const cf_scn) */
 	char host[128];
 	int port;
 	bool allow_seq_gaps;
@@ -263,7 +280,12 @@ void cf_note_request(cf_conn *c, const json_t *frame);
 void cf_coverage_report(cf_run *r, cf_buf *out, int *missing);
 
 /* cf_daemon.c */
-cf_daemon *cf_daemon_get(cf_run *r, const char *auth, const char *instance, cf_buf *err);
+/* The instance for a profile; `config` (BORROWED, may be NULL) is written to a
+ * file passed with --config and is part of the instance's identity. */
+cf_daemon *cf_daemon_get(cf_run *r, const char *auth, const char *instance, const json_t *config, cf_buf *err);
+/* Stops the daemon if it still runs (SIGTERM, must exit 0) and starts it again
+ * on the same port with the same state dir, token and config. */
+bool cf_daemon_restart(cf_run *r, cf_daemon *d, int timeout_ms, cf_buf *err);
 /* Waits for the process to exit (up to timeout_ms). True when it exited. */
 bool cf_daemon_wait(cf_daemon *d, int timeout_ms);
 /* Non-blocking check; true when the process has exited (reaps it). */
@@ -298,6 +320,32 @@ int cf_send_bytes(cf_scn *s, cf_conn *c, const void *data, size_t len, int timeo
 void cf_note_and_log_c2s(cf_scn *s, cf_conn *c, int opcode, const char *data, size_t len);
 /* One masked, final frame with the given opcode. */
 int cf_send_message(cf_scn *s, cf_conn *c, int opcode, const char *data, size_t len);
+
+/* cf_device.c */
+cf_keyring *cf_keyring_new(void);
+void cf_keyring_free(cf_keyring *k);
+/* The scenario's key `name`, created on first use (random, or from 32 bytes of
+ * hex `seed_hex`); creating it sets ${deviceId:name} and ${publicKey:name}.
+ * NULL with a message in err. */
+const cf_key *cf_key_get(const cf_scn *s, const char *name, const char *seed_hex, cf_buf *err);
+/* For an undefined variable "deviceId:NAME" / "publicKey:NAME": creates the
+ * key (and so the variable). False when `var` is not of that form. */
+bool cf_key_var(const cf_scn *s, const char *var, cf_buf *err);
+/* True for a connect override "device": {"key": …} (built by the runner),
+ * false for a literal device block. */
+bool cf_device_is_spec(const json_t *dev);
+/* The token a client signs: auth.token, else auth.deviceToken, else
+ * auth.bootstrapToken, else "". BORROWED from params. */
+const char *cf_device_token(const json_t *params);
+/* Appends the v2/v3 payload for connect `params`; token NULL = from params. */
+void cf_device_payload(cf_buf *out, int version, const char *device_id, const json_t *params, int64_t signed_at,
+                       const char *token, const char *nonce);
+/* The signed device block (NEW) for the final connect params, or NULL. */
+json_t *cf_device_build(const cf_scn *s, const json_t *spec, const json_t *params, const char *challenge_nonce,
+                        int64_t challenge_ts, cf_buf *err);
+/* --self-test: payload and SPEC vectors, then every captured device signature
+ * under vectors_dir (NULL = none). Prints "N passed, M failed"; returns 0/1. */
+int cf_device_self_test(const char *vectors_dir, bool required);
 
 /* cf_steps.c */
 /* The action key of a step ("open", "expect", ...), or NULL (message in err). */

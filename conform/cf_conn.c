@@ -243,6 +243,24 @@ void cf_backlog_take(cf_conn *c, size_t i)
 	c->bn--;
 }
 
+/* Remembers the nonce and ts of the connection's connect.challenge (for the
+ * device blocks the runner signs). */
+static void note_challenge(cf_conn *c, const cf_msg *m)
+{
+	const json_t *j = m->json;
+	const char *ev = json_string_value(json_object_get(j, "event"));
+	if (c->challenged || !ev || strcmp(ev, "connect.challenge") != 0)
+		return;
+	json_t *p = json_object_get(j, "payload");
+	const char *nonce = json_string_value(json_object_get(p, "nonce"));
+	if (!nonce)
+		return;
+	snprintf(c->nonce, sizeof c->nonce, "%s", nonce);
+	c->challenge_ts =
+	    json_is_integer(json_object_get(p, "ts")) ? json_integer_value(json_object_get(p, "ts")) : cf_wall_ms();
+	c->challenged = true;
+}
+
 /* Parses what is buffered on c into messages: check, log, queue. */
 static void drain(cf_scn *s, cf_conn *c)
 {
@@ -265,6 +283,7 @@ static void drain(cf_scn *s, cf_conn *c)
 			c->ws.fd = -1;
 		} else {
 			cf_check_s2c(s, c, &m);
+			note_challenge(c, &m);
 			cf_log_frame(s, c, "s2c", m.kind == CF_MSG_BINARY ? CF_OP_BINARY : CF_OP_TEXT, m.data, m.len,
 			             m.json);
 		}

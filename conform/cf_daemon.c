@@ -5,9 +5,12 @@
  * Each gets a free loopback port, a fresh state directory (mkdtemp, removed
  * at the end unless --keep), a random token or password, the fast-timer
  * environment knobs, and its stdout/stderr in <state dir>/pincerd.log. It is
- * ready when GET /health answers 200. At the end it gets SIGTERM and must
- * exit 0 (an ASan leak report makes the exit status non-zero, which fails
- * the run).
+ * ready when GET /health answers 200. A profile with gateway config (manual
+ * pairing, an auth rate limit) is its own instance: the config is written to
+ * <state dir>/conform-config.json and passed with --config. A "restart" step
+ * starts the same instance again (same port, state dir, secret and config).
+ * At the end it gets SIGTERM and must exit 0 (an ASan leak report makes the
+ * exit status non-zero, which fails the run).
  */
 #define _GNU_SOURCE
 #include "cf.h"
@@ -16,6 +19,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -126,24 +130,20 @@ static void child_exec(cf_run *r, cf_daemon *d)
 		argv[n++] = "--password";
 		argv[n++] = d->password;
 	}
+	if (d->config) {
+		argv[n++] = "--config";
+		argv[n++] = d->config_path;
+	}
 	argv[n] = NULL;
 	execvp(argv[0], (char *const *)argv);
 	fprintf(stderr, "pincer-conform: cannot run %s: %s\n", argv[0], strerror(errno));
 	_exit(127);
 }
 
-static bool start(cf_run *r, cf_daemon *d, cf_buf *err)
+/* Forks and execs pincerd for d (port, state dir and secrets already set)
+ * and waits up to timeout_ms for GET /health to answer 200. */
+static bool spawn(cf_run *r, cf_daemon *d, int timeout_ms, cf_buf *err)
 {
-	snprintf(d->state_dir, sizeof d->state_dir, "%s/pincer-conform-XXXXXX",
-	         getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	if (!mkdtemp(d->state_dir)) {
-		cf_buf_printf(err, "mkdtemp %s: %s", d->state_dir, strerror(errno));
-		return false;
-	}
-	snprintf(d->log_path, sizeof d->log_path, "%s/pincerd.log", d->state_dir);
-	d->port = cf_free_port();
-	cf_random_hex(d->token, 24);
-	cf_random_hex(d->password, 16);
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -154,15 +154,20 @@ static bool start(cf_run *r, cf_daemon *d, cf_buf *err)
 		child_exec(r, d);
 	d->pid = pid;
 	d->exited = false;
+	d->accounted = false;
+	d->starts++;
+	long log_from = cf_file_size(d->log_path);
+	if (log_from < 0)
+		log_from = 0;
 
 	/* ready when GET /health answers 200 */
-	int64_t deadline = cf_now_ms() + 10000;
+	int64_t deadline = cf_now_ms() + timeout_ms;
 	for (;;) {
 		if (cf_daemon_poll(d)) {
 			cf_buf_printf(err, "pincerd (%s) ", d->key);
 			cf_daemon_describe_exit(d, err);
 			cf_buf_puts(err, " before answering GET /health\n");
-			cf_file_tail(err, d->log_path, 0, 30, "       | ");
+			cf_file_tail(err, d->log_path, d->starts > 1 ? log_from : 0, 30, "       | ");
 			return false;
 		}
 		cf_http_resp resp;
@@ -177,28 +182,100 @@ static bool start(cf_run *r, cf_daemon *d, cf_buf *err)
 			kill(d->pid, SIGKILL);
 			cf_daemon_wait(d, 5000);
 			d->accounted = true;
-			cf_buf_printf(err, "pincerd (%s) did not answer GET /health with 200 within 10 s (last: %s)\n",
-			              d->key, rc == 0 ? "a non-200 status" : e);
-			cf_file_tail(err, d->log_path, 0, 30, "       | ");
+			cf_buf_printf(err, "pincerd (%s) did not answer GET /health with 200 within %d ms (last: %s)\n",
+			              d->key, timeout_ms, rc == 0 ? "a non-200 status" : e);
+			cf_file_tail(err, d->log_path, d->starts > 1 ? log_from : 0, 30, "       | ");
 			return false;
 		}
 		cf_sleep_ms(50);
 	}
 }
 
-cf_daemon *cf_daemon_get(cf_run *r, const char *auth, const char *instance, cf_buf *err)
+static bool start(cf_run *r, cf_daemon *d, cf_buf *err)
 {
-	char key[96];
-	snprintf(key, sizeof key, "%s/%s", auth, instance && *instance ? instance : "default");
+	snprintf(d->state_dir, sizeof d->state_dir, "%s/pincer-conform-XXXXXX",
+	         getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (!mkdtemp(d->state_dir)) {
+		cf_buf_printf(err, "mkdtemp %s: %s", d->state_dir, strerror(errno));
+		return false;
+	}
+	snprintf(d->log_path, sizeof d->log_path, "%s/pincerd.log", d->state_dir);
+	if (d->config) {
+		snprintf(d->config_path, sizeof d->config_path, "%s/conform-config.json", d->state_dir);
+		FILE *f = fopen(d->config_path, "w");
+		if (!f || fputs(d->config, f) < 0 || fclose(f) != 0) {
+			cf_buf_printf(err, "cannot write %s: %s", d->config_path, strerror(errno));
+			return false;
+		}
+	}
+	d->port = cf_free_port();
+	cf_random_hex(d->token, 24);
+	cf_random_hex(d->password, 16);
+	return spawn(r, d, 10000, err);
+}
+
+bool cf_daemon_restart(cf_run *r, cf_daemon *d, int timeout_ms, cf_buf *err)
+{
+	if (!cf_daemon_poll(d)) {
+		kill(d->pid, SIGTERM);
+		if (!cf_daemon_wait(d, 10000)) {
+			kill(d->pid, SIGKILL);
+			cf_daemon_wait(d, 5000);
+			d->accounted = true;
+			cf_buf_puts(err, "it did not exit within 10 s of SIGTERM (killed)");
+			return false;
+		}
+		if (!cf_daemon_exit_ok(d)) {
+			d->accounted = true;
+			cf_buf_puts(err, "on SIGTERM it ");
+			cf_daemon_describe_exit(d, err);
+			return false;
+		}
+	}
+	d->accounted = true;
+	/* the port was just released; a pincerd that cannot bind it exits 70,
+	 * so give the kernel a few tries */
+	int64_t deadline = cf_now_ms() + timeout_ms;
+	for (int attempt = 0;; attempt++) {
+		cf_buf_reset(err);
+		int64_t left = deadline - cf_now_ms();
+		if (spawn(r, d, left > 1000 ? (int)left : 1000, err))
+			return true;
+		if (!d->exited || cf_now_ms() >= deadline || attempt >= 20) {
+			d->accounted = true;
+			return false;
+		}
+		d->accounted = true;
+		cf_sleep_ms(200);
+	}
+}
+
+cf_daemon *cf_daemon_get(cf_run *r, const char *auth, const char *instance, const json_t *config, cf_buf *err)
+{
+	char key[128];
+	char *cfg = config ? json_dumps(config, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	if (config && !cfg)
+		abort();
+	if (cfg) {
+		unsigned char h[crypto_hash_sha256_BYTES];
+		crypto_hash_sha256(h, (const unsigned char *)cfg, strlen(cfg));
+		snprintf(key, sizeof key, "%s/%s+cfg-%02x%02x%02x%02x", auth,
+		         instance && *instance ? instance : "default", h[0], h[1], h[2], h[3]);
+	} else {
+		snprintf(key, sizeof key, "%s/%s", auth, instance && *instance ? instance : "default");
+	}
 	for (cf_daemon *d = r->daemons; d; d = d->next) {
 		if (strcmp(d->key, key) != 0)
 			continue;
 		if (d->start_err) {
 			cf_buf_puts(err, d->start_err);
+			free(cfg);
 			return NULL;
 		}
-		if (!cf_daemon_poll(d))
+		if (!cf_daemon_poll(d)) {
+			free(cfg);
 			return d;
+		}
 	}
 	for (int attempt = 0; attempt < 3; attempt++) {
 		cf_daemon *d = calloc(1, sizeof *d);
@@ -206,13 +283,16 @@ cf_daemon *cf_daemon_get(cf_run *r, const char *auth, const char *instance, cf_b
 			abort();
 		snprintf(d->key, sizeof d->key, "%s", key);
 		snprintf(d->auth, sizeof d->auth, "%s", auth);
+		d->config = cfg ? cf_xstrdup(cfg) : NULL;
 		d->next = r->daemons;
 		r->daemons = d;
 		cf_buf_reset(err);
 		if (start(r, d, err)) {
 			if (r->o.verbose)
-				printf("     (started pincerd %s on port %d, pid %d, state %s)\n", d->key, d->port,
-				       (int)d->pid, d->state_dir);
+				printf("     (started pincerd %s on port %d, pid %d, state %s%s%s)\n", d->key, d->port,
+				       (int)d->pid, d->state_dir, d->config ? ", config " : "",
+				       d->config ? d->config : "");
+			free(cfg);
 			return d;
 		}
 		d->accounted = true; /* its failure is reported by the scenario */
@@ -223,6 +303,7 @@ cf_daemon *cf_daemon_get(cf_run *r, const char *auth, const char *instance, cf_b
 		}
 		/* it exited early (perhaps the port was taken meanwhile): try again */
 	}
+	free(cfg);
 	return NULL;
 }
 

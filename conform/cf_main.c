@@ -44,7 +44,9 @@ static void usage(FILE *f)
 	      "  --slow              with --url, also run scenarios that wait on upstream timers (30-60 s)\n"
 	      "  --log FILE          every frame both ways as JSON lines\n"
 	      "  --keep              keep the pincerd state directories\n"
-	      "  -v, --verbose       print steps and frames\n",
+	      "  -v, --verbose       print steps and frames\n"
+	      "  --self-test [DIR]   check the device signing (SPEC vectors, then every captured device\n"
+	      "                      signature in DIR, default tests/fixtures/vectors) and exit\n",
 	      f);
 }
 
@@ -161,7 +163,18 @@ static void load_negative(cf_run *r, scenario_list *l)
 		if (json_object_get(c, "params"))
 			json_object_set(req, "params", json_object_get(c, "params"));
 		json_t *pat = json_pack("{s:s,s:s}", "type", "res", "id", "n1");
-		json_object_update(pat, expect);
+		const char *kind = json_string_value(json_object_get(c, "kind"));
+		if (kind && strcmp(kind, "valid") == 0) {
+			/* schema-valid params pass the params check; the method may
+			 * still refuse made-up ids ("unknown requestId" ...) */
+			char re[200];
+			snprintf(re, sizeof re, "$re:^(?!invalid %s params)", method);
+			json_t *alt = json_pack("{s:[{s:b},{s:b,s:{s:s,s:s}}]}", "$any_of", "ok", 1, "ok", 0, "error",
+			                        "code", "$re:^(?!FORBIDDEN$)", "message", re);
+			pat = json_pack("{s:[o,o]}", "$all", pat, alt);
+		} else {
+			json_object_update(pat, expect);
+		}
 		json_t *sc = scopes ? json_incref(scopes) : json_array();
 		s->def = json_pack("{s:s,s:[{s:s},{s:{s:o},s:b},{s:o,s:b},{s:o,s:b}]}", "description",
 		                   "generated negative case", "steps", "open", "a", "hello", "scopes", sc, "raw", 1,
@@ -170,9 +183,43 @@ static void load_negative(cf_run *r, scenario_list *l)
 	json_decref(doc);
 }
 
+/* The gateway config a profile needs (NEW), or NULL for none; *bad is set to
+ * a message for an unknown value. */
+static json_t *profile_config(const json_t *profile, const char **bad)
+{
+	json_t *cfg = json_object();
+	const char *pairing = json_string_value(json_object_get(profile, "pairing"));
+	json_t *rl = json_object_get(profile, "rateLimit");
+	json_t *extra = json_object_get(profile, "config");
+	*bad = NULL;
+	if (pairing && strcmp(pairing, "manual") == 0) {
+		json_t *p = json_pack("{s:{s:{s:{s:b}}}}", "gateway", "nodes", "pairing", "autoApproveLocal", 0);
+		cf_merge(cfg, p);
+		json_decref(p);
+	} else if (json_object_get(profile, "pairing") && !(pairing && strcmp(pairing, "auto") == 0)) {
+		*bad = "profile pairing must be \"manual\" or \"auto\"";
+	}
+	if (json_is_object(rl)) {
+		json_t *p = json_pack("{s:{s:{s:O}}}", "gateway", "auth", "rateLimit", rl);
+		cf_merge(cfg, p);
+		json_decref(p);
+	} else if (rl) {
+		*bad = "profile rateLimit must be an object";
+	}
+	if (json_is_object(extra))
+		cf_merge(cfg, extra);
+	else if (extra)
+		*bad = "profile config must be an object";
+	if (json_object_size(cfg) == 0) {
+		json_decref(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
 /* Why a scenario cannot run against this gateway, or NULL. */
 static const char *skip_reason(cf_run *r, const json_t *def, const char **auth, const char **instance, char *buf,
-			       size_t bsz)
+                               size_t bsz)
 {
 	json_t *profile = json_object_get(def, "profile");
 	/* no auth in the profile: any gateway with a shared secret (the runner's
@@ -185,8 +232,25 @@ static const char *skip_reason(cf_run *r, const json_t *def, const char **auth, 
 		snprintf(buf, bsz, "unknown profile auth \"%s\"", *auth);
 		return buf;
 	}
-	if (r->o.pincerd)
+	const char *bad;
+	json_t *cfg = profile_config(profile, &bad);
+	if (bad) {
+		json_decref(cfg);
+		snprintf(buf, bsz, "%s", bad);
+		return buf;
+	}
+	if (r->o.pincerd) {
+		json_decref(cfg);
 		return NULL;
+	}
+	if (cfg) {
+		char *t = json_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS);
+		snprintf(buf, bsz, "needs gateway config %s, which only works when the runner starts the gateway",
+		         t ? t : "?");
+		free(t);
+		json_decref(cfg);
+		return buf;
+	}
 	/* against --url */
 	const char *pincer_only = json_string_value(json_object_get(def, "pincer_only"));
 	if (pincer_only) {
@@ -213,8 +277,10 @@ static const char *skip_reason(cf_run *r, const json_t *def, const char **auth, 
 	json_t *st;
 	json_array_foreach(json_object_get(def, "steps"), i, st)
 	{
-		if (json_object_get(st, "signal") || json_object_get(st, "expect_exit")) {
-			snprintf(buf, bsz, "signals the daemon, which only works when the runner starts it");
+		if (json_object_get(st, "signal") || json_object_get(st, "expect_exit") ||
+		    json_object_get(st, "restart")) {
+			snprintf(buf, bsz,
+			         "signals or restarts the daemon, which only works when the runner starts it");
 			return buf;
 		}
 	}
@@ -307,7 +373,10 @@ static void run_one(cf_run *r, scenario *sc)
 	s.allow_seq_gaps = json_is_true(json_object_get(sc->def, "allow_seq_gaps"));
 	if (r->o.pincerd) {
 		cf_buf err = {0};
-		cf_daemon *d = cf_daemon_get(r, auth, instance, &err);
+		const char *bad;
+		json_t *cfg = profile_config(json_object_get(sc->def, "profile"), &bad);
+		cf_daemon *d = cf_daemon_get(r, auth, instance, cfg, &err);
+		json_decref(cfg);
 		if (!d) {
 			printf("FAIL %s: cannot start pincerd (%s/%s):\n", sc->id, auth,
 			       instance ? instance : "default");
@@ -329,6 +398,7 @@ static void run_one(cf_run *r, scenario *sc)
 		s.port = r->url_port;
 	}
 	s.vars = base_vars(r, s.daemon, auth);
+	s.keys = cf_keyring_new();
 	cf_log_event(&s, NULL, json_pack("{s:s}", "ev", "scenario-start"));
 	if (r->o.verbose)
 		printf("---- %s\n", sc->id);
@@ -366,6 +436,7 @@ static void run_one(cf_run *r, scenario *sc)
 	if (r->log)
 		fflush(r->log);
 	json_decref(s.vars);
+	cf_keyring_free(s.keys);
 	cf_buf_free(&s.fail);
 	cf_buf_free(&s.violations);
 }
@@ -376,6 +447,8 @@ int main(int argc, char **argv)
 	r.o.scenarios = "tests/conformance";
 	r.o.negative = "generated/oc_negative.json";
 	r.o.var_overrides = json_object();
+	bool self_test = false, vectors_explicit = false;
+	const char *vectors = "tests/fixtures/vectors";
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -410,6 +483,13 @@ int main(int argc, char **argv)
 			json_t *jv = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
 			json_object_set_new(r.o.var_overrides, name, jv ? jv : json_string(eq + 1));
 			i++;
+		} else if (strcmp(a, "--self-test") == 0) {
+			self_test = true;
+			if (val && val[0] != '-') {
+				vectors = val;
+				vectors_explicit = true;
+				i++;
+			}
 		} else if (strcmp(a, "--slow") == 0) {
 			r.o.slow = true;
 		} else if (strcmp(a, "--keep") == 0) {
@@ -424,6 +504,14 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (self_test) {
+		json_decref(r.o.var_overrides);
+		if (sodium_init() < 0) {
+			fputs("pincer-conform: libsodium failed to initialise\n", stderr);
+			return 2;
+		}
+		return cf_device_self_test(vectors, vectors_explicit);
 	}
 	if (!r.o.url == !r.o.pincerd) {
 		fputs("pincer-conform: give exactly one of --pincerd or --url\n", stderr);
@@ -493,6 +581,7 @@ int main(int argc, char **argv)
 	for (cf_daemon *d = r.daemons, *next; d; d = next) {
 		next = d->next;
 		free(d->start_err);
+		free(d->config);
 		free(d);
 	}
 	json_decref(r.o.var_overrides);

@@ -11,6 +11,8 @@
  *   "$any" "$string" "$int" "$number" "$bool" "$array" "$object" "$null"
  *   "$uuid" (v4, lower case), optionally ":name" to capture the value;
  *   "$re:<ECMAScript regex>" (searched, so anchor it); "$$x" is the literal "$x"
+ *   {"$all": [p…]}  the value matches every pattern (e.g. a regex and a capture)
+ *   {"$any_of": [p…]}  the value matches at least one pattern
  *   anything else matches by JSON equality (1 == 1.0).
  */
 #include "cf.h"
@@ -35,6 +37,24 @@ static void append_value(cf_buf *b, const json_t *v)
 	}
 }
 
+/* A variable (BORROWED); ${deviceId:NAME} and ${publicKey:NAME} create the
+ * scenario's key NAME on first use. NULL with a message in err. */
+static json_t *lookup_var(const cf_scn *s, const char *name, cf_buf *err)
+{
+	json_t *v = json_object_get(s->vars, name);
+	if (!v) {
+		cf_buf kerr = {0};
+		if (cf_key_var(s, name, &kerr))
+			v = json_object_get(s->vars, name);
+		if (!v && kerr.n)
+			cf_buf_printf(err, "${%s}: %s", name, cf_buf_str(&kerr));
+		else if (!v)
+			cf_buf_printf(err, "undefined variable ${%s}", name);
+		cf_buf_free(&kerr);
+	}
+	return v;
+}
+
 static json_t *subst_string(const cf_scn *s, const char *str, size_t len, cf_buf *err)
 {
 	if (!memchr(str, '$', len))
@@ -48,12 +68,8 @@ static json_t *subst_string(const cf_scn *s, const char *str, size_t len, cf_buf
 			nl = sizeof name - 1;
 		memcpy(name, str + 2, nl);
 		name[nl] = '\0';
-		json_t *v = json_object_get(s->vars, name);
-		if (!v) {
-			cf_buf_printf(err, "undefined variable ${%s}", name);
-			return NULL;
-		}
-		return json_deep_copy(v);
+		json_t *v = lookup_var(s, name, err);
+		return v ? json_deep_copy(v) : NULL;
 	}
 	cf_buf out = {0};
 	size_t i = 0;
@@ -67,9 +83,8 @@ static json_t *subst_string(const cf_scn *s, const char *str, size_t len, cf_buf
 					nl = sizeof name - 1;
 				memcpy(name, str + i + 2, nl);
 				name[nl] = '\0';
-				json_t *v = json_object_get(s->vars, name);
+				json_t *v = lookup_var(s, name, err);
 				if (!v) {
-					cf_buf_printf(err, "undefined variable ${%s}", name);
 					cf_buf_free(&out);
 					return NULL;
 				}
@@ -487,6 +502,31 @@ static bool match_at(const json_t *pat, const json_t *val, json_t *caps, cf_buf 
 		mismatch(why, path, "different value", pat, val);
 		return false;
 	}
+	json_t *all = json_is_object(pat) && json_object_size(pat) == 1 ? json_object_get(pat, "$all") : NULL;
+	if (json_is_array(all)) {
+		size_t i;
+		json_t *p;
+		json_array_foreach(all, i, p)
+		{
+			if (!match_at(p, val, caps, why, path))
+				return false;
+		}
+		return true;
+	}
+	json_t *any = json_is_object(pat) && json_object_size(pat) == 1 ? json_object_get(pat, "$any_of") : NULL;
+	if (json_is_array(any)) {
+		size_t i;
+		json_t *p;
+		json_array_foreach(any, i, p)
+		{
+			/* captures of a failed alternative are harmless: the
+			 * successful one overwrites what it names */
+			if (match_at(p, val, caps, NULL, path))
+				return true;
+		}
+		mismatch(why, path, "matches none of the alternatives", pat, val);
+		return false;
+	}
 	if (is_array_matcher(pat))
 		return match_array_matcher(pat, val, caps, why, path);
 	if (json_is_object(pat)) {
@@ -585,7 +625,7 @@ bool cf_pattern_check(const json_t *pat, cf_buf *err)
 		{
 			if (k[0] == '$' && strcmp(k, "$exact") && strcmp(k, "$contains") &&
 			    strcmp(k, "$not_contains") && strcmp(k, "$each") && strcmp(k, "$length") &&
-			    strcmp(k, "$min_length")) {
+			    strcmp(k, "$min_length") && strcmp(k, "$all") && strcmp(k, "$any_of")) {
 				cf_buf_printf(err, "unknown pattern key \"%s\"", k);
 				return true;
 			}

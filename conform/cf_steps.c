@@ -20,7 +20,28 @@
 
 #define DEFAULT_WITHIN_MS 5000
 
-static json_t *std_connect(cf_scn *s, const json_t *over, const char *id)
+/* Waits until conn c has received its connect.challenge (a device block is
+ * signed over its nonce). The event stays queued for the scenario. */
+static bool wait_challenge(cf_scn *s, cf_conn *c, int64_t within)
+{
+	int64_t deadline = cf_now_ms() + within;
+	cf_pump(s, 0);
+	while (!c->challenged) {
+		if (cf_now_ms() >= deadline || c->ws.finished || c->ws.fd < 0) {
+			cf_step_fail(
+			    s, "conn %s: no connect.challenge %s, so there is no nonce to sign the device block over",
+			    c->name, c->ws.finished || c->ws.fd < 0 ? "before the connection closed" : "yet");
+			return false;
+		}
+		cf_pump(s, cf_remaining(deadline));
+	}
+	return true;
+}
+
+/* The standard connect frame with the overrides merged (NEW), or NULL after a
+ * step failure. An override "device": {"key": …} is replaced by a device
+ * block signed over the final params and the challenge of conn c. */
+static json_t *std_connect(cf_scn *s, cf_conn *c, const json_t *over, const char *id, int64_t within)
 {
 	json_t *params = json_pack("{s:i,s:i,s:{s:s,s:s,s:s,s:s},s:s,s:[s],s:[]}", "minProtocol", 4, "maxProtocol", 4,
 	                           "client", "id", "gateway-client", "version", "pincer-conform", "platform", "linux",
@@ -31,8 +52,31 @@ static json_t *std_connect(cf_scn *s, const json_t *over, const char *id)
 	else if (strcmp(mode, "password") == 0)
 		json_object_set_new(params, "auth",
 		                    json_pack("{s:O}", "password", json_object_get(s->vars, "password")));
-	if (json_is_object(over))
-		cf_merge(params, over);
+	json_t *dev = json_is_object(over) ? json_object_get(over, "device") : NULL;
+	bool sign = cf_device_is_spec(dev);
+	if (json_is_object(over)) {
+		json_t *o = json_copy((json_t *)over); /* shallow: only "device" is dropped */
+		if (sign)
+			json_object_del(o, "device");
+		cf_merge(params, o);
+		json_decref(o);
+	}
+	if (sign) {
+		if (!c || !wait_challenge(s, c, within)) {
+			json_decref(params);
+			return NULL;
+		}
+		cf_buf err = {0};
+		json_t *block = cf_device_build(s, dev, params, c->nonce, c->challenge_ts, &err);
+		if (!block) {
+			cf_step_fail(s, "device: %s", cf_buf_str(&err));
+			cf_buf_free(&err);
+			json_decref(params);
+			return NULL;
+		}
+		cf_buf_free(&err);
+		json_object_set_new(params, "device", block);
+	}
 	return json_pack("{s:s,s:s,s:s,s:o}", "type", "req", "id", id, "method", "connect", "params", params);
 }
 
@@ -347,9 +391,15 @@ static bool do_send_burst(cf_scn *s, const json_t *step)
 				return false;
 			}
 			json_t *frame = NULL;
-			if (json_object_get(v, "connect"))
-				frame = std_connect(s, json_object_get(v, "connect"), cf_get_str(v, "id", "c1"));
-			else if (json_object_get(v, "frame"))
+			if (json_object_get(v, "connect")) {
+				frame = std_connect(s, c, json_object_get(v, "connect"), cf_get_str(v, "id", "c1"),
+				                    DEFAULT_WITHIN_MS);
+				if (!frame) {
+					json_decref(v);
+					cf_buf_free(&out);
+					return false;
+				}
+			} else if (json_object_get(v, "frame"))
 				frame = json_incref(json_object_get(v, "frame"));
 			if (frame) {
 				char *t = json_dumps(frame, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -625,7 +675,13 @@ static bool do_hello(cf_scn *s, const json_t *step)
 	if (!c)
 		return false;
 	const char *id = cf_get_str(step, "id", "c1");
-	json_t *frame = std_connect(s, json_object_get(step, "hello"), id);
+	int64_t within = get_int(s, step, "within_ms", DEFAULT_WITHIN_MS);
+	json_t *match = json_object_get(step, "match");
+	if (s->fail.n || (match && !check_patterns(s, match)))
+		return false;
+	json_t *frame = std_connect(s, c, json_object_get(step, "hello"), id, within);
+	if (!frame)
+		return false;
 	char *t = json_dumps(frame, JSON_COMPACT);
 	int rc = cf_send_message(s, c, CF_OP_TEXT, t, strlen(t));
 	free(t);
@@ -634,7 +690,8 @@ static bool do_hello(cf_scn *s, const json_t *step)
 		return false;
 	json_t *pat = json_pack("{s:s,s:s,s:b,s:{s:s,s:{s:s}}}", "type", "res", "id", id, "ok", 1, "payload", "type",
 	                        "hello-ok", "server", "connId", "$any:connId");
-	int64_t within = get_int(s, step, "within_ms", DEFAULT_WITHIN_MS);
+	if (json_is_object(match))
+		cf_merge(pat, match);
 	int64_t one = 1;
 	bool ok = expect_frames(s, c, &pat, &one, 1, within, "events");
 	json_decref(pat);
@@ -646,7 +703,12 @@ static bool do_connect(cf_scn *s, const json_t *step)
 	cf_conn *c = step_conn(s, step);
 	if (!c)
 		return false;
-	json_t *frame = std_connect(s, json_object_get(step, "connect"), cf_get_str(step, "id", "c1"));
+	int64_t within = get_int(s, step, "within_ms", DEFAULT_WITHIN_MS);
+	if (s->fail.n)
+		return false;
+	json_t *frame = std_connect(s, c, json_object_get(step, "connect"), cf_get_str(step, "id", "c1"), within);
+	if (!frame)
+		return false;
 	json_t *extra = json_object_get(step, "frame");
 	if (json_is_object(extra))
 		cf_merge(frame, extra);
@@ -982,7 +1044,38 @@ static bool do_signal(cf_scn *s, const json_t *step)
 		cf_step_fail(s, "kill(%d, SIG%s): %s", (int)s->daemon->pid, name, strerror(errno));
 		return false;
 	}
+	if (sig == SIGKILL) {
+		/* the death is what was asked for: not a failure of the scenario
+		 * or of the run (a "restart" step may bring it back) */
+		s->daemon->accounted = true;
+		if (!cf_daemon_wait(s->daemon, 5000)) {
+			cf_step_fail(s, "pincerd %s still alive 5 s after SIGKILL", s->daemon->key);
+			return false;
+		}
+	}
 	return true;
+}
+
+static bool do_restart(cf_scn *s, const json_t *step)
+{
+	int64_t within = get_int(s, step, "within_ms", 15000);
+	if (s->fail.n)
+		return false;
+	if (!s->daemon) {
+		cf_step_fail(s, "no daemon owned by the runner");
+		return false;
+	}
+	cf_log_event(s, NULL, json_pack("{s:s}", "ev", "restart"));
+	cf_buf err = {0};
+	int64_t t0 = cf_now_ms();
+	bool ok = cf_daemon_restart(s->run, s->daemon, (int)within, &err);
+	if (!ok)
+		cf_step_fail(s, "restarting pincerd %s: %s", s->daemon->key, cf_buf_str(&err));
+	else if (s->run->o.verbose)
+		printf("       pincerd %s restarted in %lld ms (pid %d, port %d)\n", s->daemon->key,
+		       (long long)(cf_now_ms() - t0), (int)s->daemon->pid, s->daemon->port);
+	cf_buf_free(&err);
+	return ok;
 }
 
 static bool do_expect_exit(cf_scn *s, const json_t *step)
@@ -1125,6 +1218,7 @@ static const struct {
     {"http", do_http},
     {"signal", do_signal},
     {"expect_exit", do_expect_exit},
+    {"restart", do_restart},
     {"set", st_set},
 };
 
