@@ -16,6 +16,8 @@ typedef struct pd_auth_result {
 	const char *method; /* "none" | "token" | "password" */
 	const char *reason; /* upstream authReason when !ok */
 	int64_t retry_after_ms; /* rate_limited: when to retry; else -1 */
+	bool failure_deferred;  /* a shared-secret mismatch not yet counted by the
+	                         * rate limiter: a device token may still succeed */
 } pd_auth_result;
 
 /* Checks the presented auth.token / auth.password against the configured

@@ -199,7 +199,7 @@ void pd_reject_unauthorized(pd_conn *c, const char *id, const oc_ConnectParams *
 
 /* Shared-secret auth behind the failed-attempt limiter: only presented
  * credentials count (upstream passes the limiter only then). */
-static pd_auth_result shared_auth(pd_conn *c, const oc_ConnectAuth *a)
+static pd_auth_result shared_auth(pd_conn *c, const oc_ConnectAuth *a, bool has_device)
 {
 	pd_gw *gw = c->gw;
 	const pd_config *cfg = gw->cfg;
@@ -214,8 +214,14 @@ static pd_auth_result shared_auth(pd_conn *c, const oc_ConnectAuth *a)
 	if (presented && r.ok)
 		pd_rl_reset(&gw->rl, c->ip, PD_RL_SHARED_SECRET);
 	else if (presented && r.reason &&
-	         (strcmp(r.reason, "token_mismatch") == 0 || strcmp(r.reason, "password_mismatch") == 0))
-		pd_rl_failure(&gw->rl, c->ip, c->loopback, PD_RL_SHARED_SECRET, now);
+	         (strcmp(r.reason, "token_mismatch") == 0 || strcmp(r.reason, "password_mismatch") == 0)) {
+		/* upstream defers the count while a device credential may still
+		 * authenticate the connect (auth.deviceToken, or auth.token) */
+		if (has_device && (pd_auth_present(a->deviceToken) || pd_auth_present(a->token)))
+			r.failure_deferred = true;
+		else
+			pd_rl_failure(&gw->rl, c->ip, c->loopback, PD_RL_SHARED_SECRET, now);
+	}
 	return r;
 }
 
@@ -246,7 +252,7 @@ static void admit(pd_conn *c, const char *id, const oc_ConnectParams *p)
 	const oc_ConnectAuth *a = &p->auth;
 	bool has_device = p->has_device;
 	bool has_shared = (a->token && *a->token) || (a->password && *a->password);
-	pd_auth_result ar = shared_auth(c, a);
+	pd_auth_result ar = shared_auth(c, a, p->has_device);
 	bool shared_ok = ar.ok && (strcmp(ar.method, "token") == 0 || strcmp(ar.method, "password") == 0) &&
 	                 has_shared;
 	bool shared_method = strcmp(ar.method, "token") == 0 || strcmp(ar.method, "password") == 0;

@@ -496,6 +496,8 @@ bool pd_device_connect(pd_conn *c, const char *id, const oc_ConnectParams *p, pd
 	proof_input(c, p, role, &in);
 	pd_dp_result pr = pd_device_proof_verify(&in, c->nonce, now);
 	if (pr.status != PD_DP_OK) {
+		if (ar->failure_deferred) /* the mismatch counts after all */
+			pd_rl_failure(&gw->rl, c->ip, c->loopback, PD_RL_SHARED_SECRET, now);
 		json_t *d = json_pack("{s:s, s:s}", "code", pd_dp_code(pr.status), "reason", pd_dp_reason(pr.status));
 		pd_send_error(c, id, "INVALID_REQUEST", pd_dp_message(pr.status), d);
 		pd_conn_close(c, 1008, pd_dp_message(pr.status));
@@ -530,6 +532,8 @@ bool pd_device_connect(pd_conn *c, const char *id, const oc_ConnectParams *p, pd
 			}
 		}
 		if (!ok) {
+			if (ar->failure_deferred && strcmp(ar->reason, "rate_limited") != 0)
+				pd_rl_failure(&gw->rl, c->ip, c->loopback, PD_RL_SHARED_SECRET, now);
 			pd_reject_unauthorized(c, id, p, ar, true);
 			goto out;
 		}
