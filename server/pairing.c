@@ -83,7 +83,8 @@ static json_t *scopes_union(const json_t *a, const json_t *b)
 		return out;
 	for (size_t i = 0; i < n; i++)
 		items[i] = json_incref(json_array_get(out, i));
-	qsort(items, n, sizeof *items, cmp_str);
+	if (n > 1)
+		qsort(items, n, sizeof *items, cmp_str);
 	json_array_clear(out);
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(out, items[i]);
