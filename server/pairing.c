@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "device_proof.h"
+#include "pc_alloc.h"
 #include "pairing.h"
 #include "store.h"
 
@@ -78,7 +79,7 @@ static json_t *scopes_union(const json_t *a, const json_t *b)
 	if (array_has(out, "operator.write") && !array_has(out, "operator.read"))
 		json_array_append_new(out, json_string("operator.read"));
 	size_t n = json_array_size(out);
-	json_t **items = n ? malloc(n * sizeof *items) : NULL;
+	json_t **items = n ? pc_malloc(n * sizeof *items) : NULL;
 	if (n && !items)
 		return out;
 	for (size_t i = 0; i < n; i++)
@@ -88,7 +89,7 @@ static json_t *scopes_union(const json_t *a, const json_t *b)
 	json_array_clear(out);
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(out, items[i]);
-	free(items);
+	pc_mfree(items);
 	return out;
 }
 
@@ -114,6 +115,12 @@ static void norm_meta(const char *in, char *out, size_t size)
 	while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\t' || out[n - 1] == '\n' || out[n - 1] == '\r'))
 		n--;
 	out[n] = '\0';
+}
+
+/* The store failed (logged there): a retryable answer, never a crash. */
+static void state_unavailable(pd_conn *c, const char *id)
+{
+	pd_send_error(c, id, "UNAVAILABLE", "pairing state unavailable", NULL);
 }
 
 static const char *role_name(pd_role r)
@@ -381,7 +388,7 @@ static void require_pairing(pd_conn *c, const char *id, const oc_ConnectParams *
 	bool created;
 	json_t *req = request_pairing(c, p, role, scopes, reason, rec != NULL, &created);
 	if (!req) {
-		pd_send_error(c, id, "UNAVAILABLE", "pairing state unavailable", NULL);
+		state_unavailable(c, id);
 		pd_conn_close(c, 1011, NULL);
 		return;
 	}
@@ -488,7 +495,7 @@ bool pd_device_connect(pd_conn *c, const char *id, const oc_ConnectParams *p, pd
 	int64_t now = pd_now_ms();
 	memset(grant, 0, sizeof *grant);
 	if (!gw->store) {
-		pd_send_error(c, id, "UNAVAILABLE", "pairing state unavailable", NULL);
+		state_unavailable(c, id);
 		pd_conn_close(c, 1011, NULL);
 		return false;
 	}
@@ -562,7 +569,7 @@ bool pd_device_connect(pd_conn *c, const char *id, const oc_ConnectParams *p, pd
 		json_decref(req);
 		if (!nrec || pd_store_paired_put(gw->store, nrec, now) != 0) {
 			json_decref(nrec);
-			pd_send_error(c, id, "UNAVAILABLE", "pairing state unavailable", NULL);
+			state_unavailable(c, id);
 			pd_conn_close(c, 1011, NULL);
 			goto out;
 		}
@@ -585,7 +592,7 @@ bool pd_device_connect(pd_conn *c, const char *id, const oc_ConnectParams *p, pd
 	json_object_set_new(rec, "lastSeenAtMs", json_integer(now));
 	json_object_set_new(rec, "lastSeenReason", json_string(grant->by_device_token ? "device-token-auth" : "connect"));
 	if (pd_store_paired_put(gw->store, rec, now) != 0) {
-		pd_send_error(c, id, "UNAVAILABLE", "pairing state unavailable", NULL);
+		state_unavailable(c, id);
 		pd_conn_close(c, 1011, NULL);
 		goto out;
 	}
@@ -604,7 +611,7 @@ static bool store_ok(pd_conn *c, const char *id)
 {
 	if (c->gw->store)
 		return true;
-	pd_send_error(c, id, "UNAVAILABLE", "pairing state unavailable", NULL);
+	state_unavailable(c, id);
 	return false;
 }
 
@@ -625,7 +632,7 @@ void pd_m_device_pair_list(pd_conn *c, const char *id, const json_t *params)
 	if (!pending || !pv) {
 		json_decref(pending);
 		json_decref(pv);
-		pd_send_error(c, id, "UNAVAILABLE", "pairing state unavailable", NULL);
+		state_unavailable(c, id);
 		return;
 	}
 	pd_send_ok(c, id, json_pack("{s:o, s:o}", "pending", pending, "paired", pv));
@@ -660,7 +667,7 @@ void pd_m_device_pair_approve(pd_conn *c, const char *id, const json_t *params)
 	if (!rec || pd_store_paired_put(gw->store, rec, now) != 0 || pd_store_pending_delete_device(gw->store, dev) < 0) {
 		json_decref(rec);
 		json_decref(req);
-		pd_send_error(c, id, "UNAVAILABLE", "pairing state unavailable", NULL);
+		state_unavailable(c, id);
 		return;
 	}
 	broadcast_resolved(gw, rid, dev, "approved");
@@ -686,7 +693,7 @@ void pd_m_device_pair_reject(pd_conn *c, const char *id, const json_t *params)
 	snprintf(dev, sizeof dev, "%s", jstr(req, "deviceId"));
 	json_decref(req);
 	if (pd_store_pending_delete(gw->store, rid) < 0) {
-		pd_send_error(c, id, "UNAVAILABLE", "pairing state unavailable", NULL);
+		state_unavailable(c, id);
 		return;
 	}
 	broadcast_resolved(gw, rid, dev, "rejected");
@@ -705,7 +712,7 @@ void pd_m_device_pair_remove(pd_conn *c, const char *id, const json_t *params)
 		return;
 	}
 	if (rc < 0 || pd_store_pending_delete_device(gw->store, dev) < 0) {
-		pd_send_error(c, id, "UNAVAILABLE", "pairing state unavailable", NULL);
+		state_unavailable(c, id);
 		return;
 	}
 	pd_send_ok(c, id, json_pack("{s:s}", "deviceId", dev));
@@ -728,7 +735,7 @@ void pd_m_device_pair_rename(pd_conn *c, const char *id, const json_t *params)
 	int rc = pd_store_paired_put(gw->store, rec, pd_now_ms());
 	json_decref(rec);
 	if (rc != 0) {
-		pd_send_error(c, id, "UNAVAILABLE", "pairing state unavailable", NULL);
+		state_unavailable(c, id);
 		return;
 	}
 	pd_send_ok(c, id, json_pack("{s:s, s:s}", "deviceId", dev, "label", label));
@@ -773,7 +780,7 @@ void pd_m_device_token_rotate(pd_conn *c, const char *id, const json_t *params)
 	json_decref(scopes);
 	if (pd_store_paired_put(gw->store, rec, now) != 0) {
 		json_decref(rec);
-		pd_send_error(c, id, "UNAVAILABLE", "pairing state unavailable", NULL);
+		state_unavailable(c, id);
 		return;
 	}
 	bool same = strcmp(c->device_id, dev) == 0;
@@ -811,7 +818,7 @@ void pd_m_device_token_revoke(pd_conn *c, const char *id, const json_t *params)
 	json_object_set_new(t, "revokedAtMs", json_integer(now));
 	if (pd_store_paired_put(gw->store, rec, now) != 0) {
 		json_decref(rec);
-		pd_send_error(c, id, "UNAVAILABLE", "pairing state unavailable", NULL);
+		state_unavailable(c, id);
 		return;
 	}
 	json_decref(rec);
