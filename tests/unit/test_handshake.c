@@ -271,6 +271,14 @@ static bool has_origin_header(const json_t *recs)
 	return false;
 }
 
+/* A method pincer answers for real: in the index and with a handler (an
+ * indexed method may still wait for its handler). */
+static bool implemented(const char *method)
+{
+	const oc_method_info *mi = oc_method_find(method);
+	return mi && (mi - oc_methods == OC_METHOD_connect || pd_method_handler((oc_method_id)(mi - oc_methods)));
+}
+
 /* Compares pincer's answer `got` with upstream's `want` (same id). */
 static void compare_res(const json_t *want, const json_t *got, const char *method, const char *ctx)
 {
@@ -359,7 +367,7 @@ static void test_vector(void **state)
 		const char *method = json_string_value(json_object_get(fr, "method"));
 		if (id && method)
 			json_object_set_new(methods, id, json_string(method));
-		if (n_c2s && id && method && !oc_method_find(method))
+		if (n_c2s && id && method && !implemented(method))
 			json_array_append_new(lacking, json_pack("[s, s]", id, method));
 		const char *text = json_string_value(json_object_get(r, "text"));
 		char *owned = text ? NULL : json_dumps(fr, JSON_COMPACT | JSON_ENCODE_ANY);
