@@ -119,8 +119,10 @@ class InstanceSet {
   add(def, text, origin, extra) {
     if (!this.byDef.has(def)) this.byDef.set(def, new Map());
     const m = this.byDef.get(def);
-    if (!m.has(text)) m.set(text, Object.assign({ text, origin }, extra || {}));
-    else if (extra) Object.assign(m.get(text), extra); // a vector expectation wins over a generated twin
+    const defined = {};
+    for (const [k, v] of Object.entries(extra || {})) if (v !== undefined) defined[k] = v;
+    if (!m.has(text)) m.set(text, Object.assign({ text, origin }, defined));
+    else Object.assign(m.get(text), defined); // a vector expectation wins over a generated twin
   }
 }
 
@@ -162,12 +164,23 @@ function readJsonl(file) {
 const EVENT_PAYLOADS = {
   'connect.challenge': 'ConnectChallenge', tick: 'TickEvent', shutdown: 'ShutdownEvent',
   presence: 'PresenceEvent', health: 'HealthEvent',
+  agent: 'AgentEvent', chat: 'ChatEvent',
 };
 const METHOD_SHAPES = {
   connect: ['ConnectParams', 'HelloOk'],
   health: ['HealthParams', 'HealthResult'],
   status: ['StatusParams', 'StatusResult'],
   'system-presence': ['SystemPresenceParams', 'SystemPresenceResult'],
+  agent: ['AgentParams', 'AgentResult'],
+  'agent.wait': ['AgentWaitParams', 'AgentWaitResult'],
+  'chat.send': ['ChatSendParams', 'ChatSendResult'],
+  'chat.history': ['ChatHistoryParams', 'ChatHistoryResult'],
+  'chat.abort': ['ChatAbortParams', 'ChatAbortResult'],
+  'sessions.list': ['SessionsListParams', 'SessionsListResult'],
+  'sessions.preview': ['SessionsPreviewParams', 'SessionsPreviewResult'],
+  'sessions.reset': ['SessionsResetParams', 'SessionsResetResult'],
+  'sessions.delete': ['SessionsDeleteParams', 'SessionsDeleteResult'],
+  send: ['SendParams', 'SendResult'],
 };
 
 // Returns a list of {def, value, where, expectValid, wire}.
@@ -206,6 +219,10 @@ function vectorInstances(dir) {
         if (j.error) items.push({ def: 'ErrorShape', value: j.error, where, expectValid: true });
         if (shape && j.ok === true && 'payload' in j) items.push({ def: shape[1], value: j.payload, where, expectValid: true });
         const msg = j.error && typeof j.error.message === 'string' ? j.error.message : '';
+        // A request refused for its role or scopes never had its params checked: no verdict.
+        if (entry && entry.paramsItem && j.error && (j.error.code === 'FORBIDDEN' || msg.startsWith('unauthorized role: '))) {
+          entry.paramsItem.expectValid = undefined;
+        }
         if (entry && entry.paramsItem && msg.startsWith(`invalid ${entry.method} params: `)) {
           entry.paramsItem.expectValid = false;
           entry.paramsItem.wire = msg.slice(`invalid ${entry.method} params: `.length);
