@@ -111,7 +111,7 @@ $(BUILD)/tests/test_handshake: $(FUZZ_SUPPORT)
 
 $(BUILD)/tests/fuzz_server_replay: tests/fuzz/fuzz_server.c $(FUZZ_SUPPORT) $(TEST_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LDLIBS) -luv
 
 $(BUILD)/tests/fuzz_device_replay: tests/fuzz/fuzz_device.c $(TEST_LIBS)
 	@mkdir -p $(dir $@)
@@ -141,7 +141,7 @@ fuzz-server: deps
 	@mkdir -p build/fuzz/corpus_server && cp -n tests/fuzz/corpus_server/* build/fuzz/corpus_server/ 2>/dev/null || true
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -DPC_LIBFUZZER -Iruntime -Igenerated -Iserver -Itests \
 	  $(shell pkg-config --cflags $(PKGS) 2>/dev/null) tests/fuzz/fuzz_server.c generated/*.c runtime/*.c \
-	  $(FUZZ_SRV_SRC) -o build/fuzz/fuzz_server $(LDLIBS)
+	  $(FUZZ_SRV_SRC) -o build/fuzz/fuzz_server $(LDLIBS) -luv
 	build/fuzz/fuzz_server -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz/corpus_server
 
 # libFuzzer run of the device proof: make fuzz-device FUZZ_SECONDS=60

@@ -25,6 +25,7 @@ const cf_knob cf_knobs[] = {
     {"PINCER_HEALTH_REFRESH_MS", "healthRefreshMs", 1500, 60000},
     {"PINCER_KEEPALIVE_SECS", "keepaliveSecs", 2, 25},
     {"PINCER_MAX_BUFFERED_BYTES", "maxBufferedBytes", 1048576, 52428800},
+    {"PINCER_DEDUPE_TTL_MS", "dedupeTtlMs", 3000, 300000},
 };
 const size_t cf_nknobs = sizeof cf_knobs / sizeof cf_knobs[0];
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent.h"
 #include "gw.h"
 #include "pc_alloc.h"
 
@@ -289,6 +290,7 @@ static void authed_unlink(pd_gw *gw, pd_conn *c)
 
 void pd_conn_destroy(pd_conn *c)
 {
+	pd_agent_conn_gone(c);
 	pd_gw *gw = c->gw;
 	bool was_present = (gw->authed == c || c->auth_prev) && c->presence_tracked;
 	lws_sul_cancel(&c->sul_handshake);

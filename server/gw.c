@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "gw.h"
+#include "agent.h"
 #include "pairing.h"
 #include "pc_alloc.h"
 
@@ -310,6 +311,7 @@ static void on_tick(uv_timer_t *t)
 static void on_health(uv_timer_t *t)
 {
 	pd_health_refresh(t->data, true);
+	pd_agent_sweep(t->data); /* the idempotency cache is swept on this timer */
 }
 
 /* ---- shutdown ----------------------------------------------------------- */
@@ -326,6 +328,7 @@ static void finish_stop(pd_gw *gw)
 	uv_close((uv_handle_t *)&gw->health_timer, NULL);
 	uv_close((uv_handle_t *)&gw->sig_term, NULL);
 	uv_close((uv_handle_t *)&gw->sig_int, NULL);
+	pd_agent_fini(gw);
 	/* lws closes its own handles; the loop ends once all are closed */
 	lws_context_destroy(gw->ctx);
 	gw->ctx = NULL;
@@ -442,6 +445,10 @@ int pd_gw_run(const pd_config *cfg)
 	}
 
 	pd_health_refresh(gw, false);
+	if (pd_agent_init(gw) != 0) {
+		fprintf(stderr, "pincerd: out of memory\n");
+		return PD_EXIT_SOFTWARE;
+	}
 	uv_timer_init(&gw->loop, &gw->tick_timer);
 	uv_timer_init(&gw->loop, &gw->health_timer);
 	uv_timer_init(&gw->loop, &gw->shutdown_timer);

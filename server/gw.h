@@ -143,6 +143,7 @@ struct pd_gw {
 	pd_preauth_slot *preauth[PD_PREAUTH_BUCKETS];
 	pd_ratelimit rl;     /* failed-auth limiter */
 	struct pd_store *store; /* pairing state (store.h) */
+	struct pd_agent_state *agent; /* runs and the idempotency cache (agent.c) */
 	unsigned char identity_pk[32], identity_sk[64], token_key[32];
 	char identity_id[65], identity_b64[48];
 

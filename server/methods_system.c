@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "gw.h"
+#include "agent.h"
 #include "pairing.h"
 
 static json_t *model_runtime(void)
@@ -89,6 +90,16 @@ pd_method_fn pd_method_handler(oc_method_id id)
 		return pd_m_device_token_revoke;
 	case OC_METHOD_gateway_identity_get:
 		return pd_m_gateway_identity_get;
+	case OC_METHOD_agent:
+		return pd_m_agent;
+	case OC_METHOD_agent_wait:
+		return pd_m_agent_wait;
+	case OC_METHOD_chat_send:
+		return pd_m_chat_send;
+	case OC_METHOD_chat_abort:
+		return pd_m_chat_abort;
+	case OC_METHOD_send:
+		return pd_m_send;
 	default:
 		return NULL;
 	}

@@ -407,7 +407,9 @@ static int read_env(load_ctx *cx, envs *e, pd_config *cfg)
 	    (rc = env_number(cx, "PINCER_TICK_INTERVAL_MS", INT64_MAX, &cfg->tick_interval_ms)) ||
 	    (rc = env_number(cx, "PINCER_HEALTH_REFRESH_MS", INT64_MAX, &cfg->health_refresh_ms)) ||
 	    (rc = env_number(cx, "PINCER_MAX_BUFFERED_BYTES", INT64_MAX, &cfg->max_buffered_bytes)) ||
-	    (rc = env_number(cx, "PINCER_MAX_PAYLOAD_BYTES", INT64_MAX, &cfg->max_payload_bytes)))
+	    (rc = env_number(cx, "PINCER_MAX_PAYLOAD_BYTES", INT64_MAX, &cfg->max_payload_bytes)) ||
+	    (rc = env_number(cx, "PINCER_ECHO_DELAY_MS", INT32_MAX, &cfg->echo_delay_ms)) ||
+	    (rc = env_number(cx, "PINCER_DEDUPE_TTL_MS", INT64_MAX, &cfg->dedupe_ttl_ms)))
 		return rc;
 	return PD_EXIT_OK;
 }
@@ -906,6 +908,8 @@ int pd_config_load(pd_config *cfg, int argc, char **argv, bool *exit_now, char *
 	cfg->max_buffered_bytes = 52428800;
 	cfg->max_payload_bytes = 26214400;
 	cfg->auto_approve_local = true;
+	cfg->echo_delay_ms = 40;
+	cfg->dedupe_ttl_ms = 300000;
 	cfg->rate_limit.max_attempts = 10;
 	cfg->rate_limit.window_ms = 60000;
 	cfg->rate_limit.lockout_ms = 300000;

@@ -51,6 +51,8 @@ typedef struct pd_config {
 	int keepalive_secs;           /* PINCER_KEEPALIVE_SECS: ping after this idle time, hang up the same time later; default 25 */
 	int64_t max_buffered_bytes;   /* PINCER_MAX_BUFFERED_BYTES, default 52428800 */
 	int64_t max_payload_bytes;    /* PINCER_MAX_PAYLOAD_BYTES, default 26214400 */
+	int64_t echo_delay_ms;        /* PINCER_ECHO_DELAY_MS: echo backend pause per delta, default 40 */
+	int64_t dedupe_ttl_ms;        /* PINCER_DEDUPE_TTL_MS: idempotency cache TTL, default 300000 */
 
 	/* gateway.nodes.pairing.autoApproveLocal (default true): loopback
 	 * devices pair silently */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent.h"
 #include "fake_gw.h"
 #include "pairing.h"
 #include "pc_alloc.h"
@@ -34,6 +35,8 @@ void fake_gw_init(fake_gw *f, pd_auth_mode mode, const char *token, const char *
 	cfg->max_buffered_bytes = OC_LIMIT_MAX_BUFFERED_BYTES;
 	cfg->max_payload_bytes = OC_LIMIT_MAX_PAYLOAD_BYTES;
 	cfg->auto_approve_local = true;
+	cfg->echo_delay_ms = 40;
+	cfg->dedupe_ttl_ms = 300000;
 	cfg->rate_limit.max_attempts = 10;
 	cfg->rate_limit.window_ms = 60000;
 	cfg->rate_limit.lockout_ms = 300000;
@@ -49,6 +52,8 @@ void fake_gw_init(fake_gw *f, pd_auth_mode mode, const char *token, const char *
 		abort();
 	}
 	gw->started_ms = pd_now_ms();
+	if (uv_loop_init(&gw->loop) != 0 || pd_agent_init(gw) != 0)
+		abort();
 	gw->sv_presence = 1;
 	gw->sv_health = 1;
 	pd_uuid4(gw->boot_id);
@@ -65,6 +70,10 @@ void fake_gw_fini(fake_gw *f)
 	gw->health = NULL;
 	pd_rl_fini(&gw->rl);
 	pd_pairing_close(gw);
+	pd_agent_fini(gw);
+	while (uv_run(&gw->loop, UV_RUN_NOWAIT))
+		;
+	uv_loop_close(&gw->loop);
 	char cmd[sizeof f->state_dir + 16];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->state_dir);
 	if (system(cmd) != 0)

@@ -246,6 +246,10 @@ static const char *skip_reason(const char *file, const json_t *recs)
 		if (!first_res && rec_is(r, "s2c") && t && strcmp(t, "res") == 0)
 			first_res = fr;
 	}
+	if (strcmp(file, "craft-idempotency-agent-replay") == 0 || strcmp(file, "craft-idempotency-send") == 0)
+		return "upstream's result depends on its setup (no model key, no Telegram token); pincer's echo "
+		       "backend and channel-less send answer otherwise: idempotency is covered by the conformance "
+		       "scenarios";
 	if (strncmp(file, "pair-", 5) == 0)
 		return "pairing flow (gw2: device pairing, device tokens) is not implemented yet";
 	if (!first_c2s)

@@ -1,0 +1,550 @@
+/*
+ * agent.c - agent runs behind the idempotency cache (SPEC §6, §8; WIRE.md
+ * "Idempotency, observed"):
+ *  - `agent`: ack {runId = idempotencyKey, sessionKey, agentId, status:
+ *    "accepted", acceptedAt}, then a second response on the same request id
+ *    with the final; a duplicate while running gets {status:"in_flight"},
+ *    after completion the cached final, verbatim, from any socket.
+ *  - `chat.send`: {runId, status:"started"}; duplicates {status:"in_flight"}
+ *    or the cached terminal response.
+ *  - `agent.wait`, `chat.abort`, `send` (no channel configured: fails as
+ *    upstream fails when no channel can deliver; the failure is cached).
+ * Beyond upstream: the same key with different params is refused
+ * (decision 0007). Runs stream `agent` and v4 `chat` events.
+ * The embedded backend `echo` answers "You said: <message>" in word deltas
+ * with a pause between them (PINCER_ECHO_DELAY_MS).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "agent.h"
+#include "dedupe.h"
+#include "pc_alloc.h"
+
+typedef struct pd_run pd_run;
+
+typedef struct pd_wait {
+	struct pd_wait *next;
+	pd_gw *gw;
+	pd_run *run;        /* NULL: waiting on an unknown run until the timeout */
+	pd_conn *conn;      /* NULL once the socket is gone */
+	char id[160];
+	char run_id[160];
+	uv_timer_t timer;
+} pd_wait;
+
+struct pd_run {
+	pd_run *prev, *next;
+	pd_gw *gw;
+	bool is_agent;      /* `agent` (second response) vs `chat.send` */
+	char run_id[160];
+	char *session_key, *agent_id, *reply;
+	pd_conn *requester; /* `agent`: gets the final; NULL once gone */
+	char req_id[160];
+	pd_dedupe_entry *entry;
+	int64_t started_ms, ended_ms;
+	int64_t agent_seq, chat_seq;
+	size_t pos;         /* bytes of `reply` streamed so far */
+	uv_timer_t timer;
+	bool done;
+	pd_wait *waits;
+};
+
+typedef struct pd_agent_state {
+	pd_dedupe *dedupe;
+	pd_run *runs;
+	pd_wait *orphan_waits;
+} pd_agent_state;
+
+static pd_agent_state *st(pd_gw *gw)
+{
+	return gw->agent;
+}
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static const char *jstr(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+static json_t *message_json(const char *text, int64_t ts)
+{
+	return json_pack("{s:s, s:[{s:s, s:s}], s:I}", "role", "assistant", "content", "type", "text", "text",
+	                 text, "timestamp", (json_int_t)ts);
+}
+
+static void agent_event(pd_run *r, const char *stream, json_t *data /* STOLEN */)
+{
+	json_t *p = json_pack("{s:s, s:I, s:s, s:I, s:o, s:s, s:s}", "runId", r->run_id, "seq",
+	                      (json_int_t)++r->agent_seq, "stream", stream, "ts", (json_int_t)pd_now_ms(), "data",
+	                      data, "sessionKey", r->session_key, "agentId", r->agent_id);
+	if (p)
+		pd_broadcast(r->gw, OC_EVENT_agent, p);
+	json_decref(p);
+}
+
+/* A v4 chat event; `extra` (STOLEN, may be NULL) adds the state's fields. */
+static void chat_event(pd_run *r, const char *state, json_t *extra)
+{
+	json_t *p = json_pack("{s:s, s:s, s:s, s:I, s:s}", "runId", r->run_id, "sessionKey", r->session_key,
+	                      "agentId", r->agent_id, "seq", (json_int_t)++r->chat_seq, "state", state);
+	if (p && extra)
+		json_object_update(p, extra);
+	json_decref(extra);
+	if (p)
+		pd_broadcast(r->gw, OC_EVENT_chat, p);
+	json_decref(p);
+}
+
+static void send_frame_fields(pd_conn *c, const char *id, const json_t *final)
+{
+	json_t *f = json_pack("{s:s, s:s}", "type", "res", "id", id);
+	if (f && json_object_update(f, (json_t *)final) == 0)
+		pd_conn_send_json(c, f);
+	json_decref(f);
+}
+
+/* ---- waits --------------------------------------------------------------------- */
+
+static void wait_closed(uv_handle_t *h)
+{
+	pc_mfree(h->data);
+}
+
+static void wait_unlink(pd_wait **head, pd_wait *w)
+{
+	for (pd_wait **pp = head; *pp; pp = &(*pp)->next)
+		if (*pp == w) {
+			*pp = w->next;
+			return;
+		}
+}
+
+static void wait_answer(pd_wait *w, json_t *payload /* STOLEN */)
+{
+	if (w->conn && payload)
+		pd_send_ok(w->conn, w->id, payload);
+	else
+		json_decref(payload);
+	uv_timer_stop(&w->timer);
+	uv_close((uv_handle_t *)&w->timer, wait_closed);
+}
+
+static json_t *wait_result(const pd_run *r, const char *status, const char *error)
+{
+	json_t *p = json_pack("{s:s, s:s, s:I, s:I}", "runId", r->run_id, "status", status, "startedAt",
+	                      (json_int_t)r->started_ms, "endedAt", (json_int_t)r->ended_ms);
+	if (p && error)
+		json_object_set_new(p, "error", json_string(error));
+	return p;
+}
+
+static void wait_timeout(uv_timer_t *t)
+{
+	pd_wait *w = t->data;
+	pd_agent_state *s = st(w->gw);
+	if (w->run)
+		wait_unlink(&w->run->waits, w);
+	else
+		wait_unlink(&s->orphan_waits, w);
+	wait_answer(w, json_pack("{s:s, s:s}", "runId", w->run_id, "status", "timeout"));
+}
+
+/* ---- runs ------------------------------------------------------------------------- */
+
+static void run_closed(uv_handle_t *h)
+{
+	pd_run *r = h->data;
+	pc_mfree(r->session_key);
+	pc_mfree(r->agent_id);
+	pc_mfree(r->reply);
+	pc_mfree(r);
+}
+
+static void run_unlink(pd_run *r)
+{
+	pd_agent_state *s = st(r->gw);
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		s->runs = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->prev = r->next = NULL;
+}
+
+/* Ends a run: caches the final, answers the requester and the waiters,
+ * emits the closing events. status: "ok" | "error" | "aborted". */
+static void run_end(pd_run *r, const char *status, const char *error)
+{
+	if (r->done)
+		return;
+	r->done = true;
+	r->ended_ms = pd_now_ms();
+	uv_timer_stop(&r->timer);
+	pd_agent_state *s = st(r->gw);
+	bool ok = strcmp(status, "ok") == 0;
+	const char *wait_status = ok ? "ok" : "error";
+
+	/* events */
+	if (ok) {
+		agent_event(r, "lifecycle", json_pack("{s:s, s:I, s:I}", "phase", "end", "startedAt",
+		                                      (json_int_t)r->started_ms, "endedAt", (json_int_t)r->ended_ms));
+		chat_event(r, "final", json_pack("{s:o, s:s}", "message", message_json(r->reply, r->ended_ms),
+		                                 "stopReason", "stop"));
+	} else if (strcmp(status, "aborted") == 0) {
+		agent_event(r, "lifecycle", json_pack("{s:s, s:I, s:I, s:b}", "phase", "end", "startedAt",
+		                                      (json_int_t)r->started_ms, "endedAt", (json_int_t)r->ended_ms,
+		                                      "aborted", 1));
+		chat_event(r, "aborted", json_pack("{s:s}", "stopReason", "aborted"));
+	} else {
+		agent_event(r, "lifecycle", json_pack("{s:s, s:I, s:I, s:s}", "phase", "error", "startedAt",
+		                                      (json_int_t)r->started_ms, "endedAt", (json_int_t)r->ended_ms,
+		                                      "error", error));
+		chat_event(r, "error", json_pack("{s:s}", "errorMessage", error));
+	}
+
+	/* the final, as cached and replayed */
+	json_t *final;
+	if (r->is_agent && ok)
+		final = json_pack("{s:b, s:{s:s, s:s, s:s, s:{s:[{s:s}]}}}", "ok", 1, "payload", "runId", r->run_id,
+		                  "status", "ok", "summary", "completed", "result", "payloads", "text", r->reply);
+	else if (r->is_agent)
+		final = json_pack("{s:b, s:{s:s, s:s, s:s}, s:{s:s, s:s}}", "ok", 0, "payload", "runId", r->run_id,
+		                  "status", "error", "summary", error ? error : "aborted", "error", "code",
+		                  "UNAVAILABLE", "message", error ? error : "run aborted");
+	else
+		final = json_pack("{s:b, s:{s:s, s:s}}", "ok", 1, "payload", "runId", r->run_id, "status",
+		                  ok ? "ok" : strcmp(status, "aborted") == 0 ? "aborted" : "error");
+	if (r->is_agent && r->requester && final)
+		send_frame_fields(r->requester, r->req_id, final);
+	if (r->entry) {
+		if (final)
+			pd_dedupe_finish(s->dedupe, r->entry, final, pd_now_ms());
+		else
+			pd_dedupe_abandon(s->dedupe, r->entry);
+		r->entry = NULL;
+	}
+
+	while (r->waits) {
+		pd_wait *w = r->waits;
+		r->waits = w->next;
+		wait_answer(w, wait_result(r, wait_status, error));
+	}
+	run_unlink(r);
+	uv_close((uv_handle_t *)&r->timer, run_closed);
+}
+
+/* echo backend: one word (with its trailing space) per tick */
+static void echo_tick(uv_timer_t *t)
+{
+	pd_run *r = t->data;
+	size_t n = strlen(r->reply);
+	if (r->pos >= n) {
+		run_end(r, "ok", NULL);
+		return;
+	}
+	size_t end = r->pos;
+	while (end < n && r->reply[end] != ' ')
+		end++;
+	while (end < n && r->reply[end] == ' ')
+		end++;
+	char delta[512];
+	size_t dn = end - r->pos < sizeof delta - 1 ? end - r->pos : sizeof delta - 1;
+	memcpy(delta, r->reply + r->pos, dn);
+	delta[dn] = '\0';
+	r->pos += dn;
+	char *sofar = pc_malloc(r->pos + 1);
+	if (sofar) {
+		memcpy(sofar, r->reply, r->pos);
+		sofar[r->pos] = '\0';
+		agent_event(r, "assistant", json_pack("{s:s, s:s}", "text", sofar, "delta", delta));
+		chat_event(r, "delta", json_pack("{s:s, s:o}", "deltaText", delta, "message",
+		                                 message_json(sofar, pd_now_ms())));
+		pc_mfree(sofar);
+	}
+	uv_timer_start(&r->timer, echo_tick, (uint64_t)r->gw->cfg->echo_delay_ms, 0);
+}
+
+static pd_run *run_start(pd_gw *gw, bool is_agent, const char *run_id, const json_t *params, pd_conn *c,
+                         const char *req_id, pd_dedupe_entry *e)
+{
+	pd_run *r = pc_calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	const char *agent_id = jstr(params, "agentId") ? jstr(params, "agentId") : "main";
+	char key[300];
+	snprintf(key, sizeof key, "agent:%s:main", agent_id);
+	const char *session = jstr(params, "sessionKey") ? jstr(params, "sessionKey") : key;
+	const char *message = jstr(params, "message") ? jstr(params, "message") : "";
+	size_t rn = strlen(message) + 16;
+	r->reply = pc_malloc(rn);
+	r->session_key = pc_strdup(session);
+	r->agent_id = pc_strdup(agent_id);
+	if (!r->reply || !r->session_key || !r->agent_id) {
+		pc_mfree(r->reply);
+		pc_mfree(r->session_key);
+		pc_mfree(r->agent_id);
+		pc_mfree(r);
+		return NULL;
+	}
+	snprintf(r->reply, rn, "You said: %s", message);
+	r->gw = gw;
+	r->is_agent = is_agent;
+	snprintf(r->run_id, sizeof r->run_id, "%s", run_id);
+	snprintf(r->req_id, sizeof r->req_id, "%s", req_id);
+	r->requester = c;
+	r->entry = e;
+	r->started_ms = pd_now_ms();
+	uv_timer_init(&gw->loop, &r->timer);
+	r->timer.data = r;
+	pd_agent_state *s = st(gw);
+	r->next = s->runs;
+	if (s->runs)
+		s->runs->prev = r;
+	s->runs = r;
+	pd_dedupe_set_owner(e, r);
+	return r;
+}
+
+static void run_go(pd_run *r)
+{
+	agent_event(r, "lifecycle", json_pack("{s:s, s:I}", "phase", "start", "startedAt", (json_int_t)r->started_ms));
+	uv_timer_start(&r->timer, echo_tick, (uint64_t)r->gw->cfg->echo_delay_ms, 0);
+}
+
+static pd_run *run_find(pd_gw *gw, const char *run_id)
+{
+	for (pd_run *r = st(gw)->runs; r; r = r->next)
+		if (strcmp(r->run_id, run_id) == 0)
+			return r;
+	return NULL;
+}
+
+/* ---- the cache front ------------------------------------------------------------------ */
+
+/* Looks the request up; answers duplicates, conflicts and failures itself.
+ * Returns the NEW entry when the caller must start the work. */
+static pd_dedupe_entry *begin(pd_conn *c, const char *id, const char *method, const char *prefix,
+                              const json_t *params, const char *in_flight_status)
+{
+	pd_agent_state *s = st(c->gw);
+	const char *idem = jstr(params, "idempotencyKey");
+	char key[400];
+	snprintf(key, sizeof key, "%s:%s", prefix, idem);
+	unsigned char fp[32];
+	if (pd_dedupe_fingerprint(params, fp) != 0) {
+		pd_send_error(c, id, "UNAVAILABLE", "out of memory", NULL);
+		return NULL;
+	}
+	pd_dedupe_entry *e = NULL;
+	switch (pd_dedupe_begin(s->dedupe, key, fp, pd_now_ms(), &e)) {
+	case PD_DEDUPE_NEW:
+		return e;
+	case PD_DEDUPE_IN_FLIGHT: {
+		pd_run *r = pd_dedupe_owner(e);
+		json_t *p = json_pack("{s:s, s:s}", "runId", idem, "status", in_flight_status);
+		if (p && r && r->is_agent) {
+			json_object_set_new(p, "sessionKey", json_string(r->session_key));
+			json_object_set_new(p, "agentId", json_string(r->agent_id));
+		}
+		pd_send_ok(c, id, p);
+		return NULL;
+	}
+	case PD_DEDUPE_REPLAY:
+		send_frame_fields(c, id, pd_dedupe_final(e));
+		return NULL;
+	case PD_DEDUPE_CONFLICT: {
+		char msg[600];
+		snprintf(msg, sizeof msg,
+		         "invalid %s params: idempotencyKey \"%.200s\" was already used with different params "
+		         "(use a new key for a new request)",
+		         method, idem);
+		pd_send_error(c, id, "INVALID_REQUEST", msg,
+		              json_pack("{s:s, s:s}", "code", "IDEMPOTENCY_KEY_REUSED", "idempotencyKey", idem));
+		return NULL;
+	}
+	case PD_DEDUPE_OOM:
+	default:
+		pd_send_error(c, id, "UNAVAILABLE", "out of memory", NULL);
+		return NULL;
+	}
+}
+
+/* ---- methods --------------------------------------------------------------------------- */
+
+void pd_m_agent(pd_conn *c, const char *id, const json_t *params)
+{
+	pd_dedupe_entry *e = begin(c, id, "agent", "agent", params, "in_flight");
+	if (!e)
+		return;
+	const char *run_id = jstr(params, "idempotencyKey");
+	pd_run *r = run_start(c->gw, true, run_id, params, c, id, e);
+	if (!r) {
+		pd_dedupe_abandon(st(c->gw)->dedupe, e);
+		pd_send_error(c, id, "UNAVAILABLE", "out of memory", NULL);
+		return;
+	}
+	pd_send_ok(c, id, json_pack("{s:s, s:s, s:s, s:s, s:I}", "runId", run_id, "sessionKey", r->session_key,
+	                            "agentId", r->agent_id, "status", "accepted", "acceptedAt",
+	                            (json_int_t)r->started_ms));
+	run_go(r);
+}
+
+void pd_m_chat_send(pd_conn *c, const char *id, const json_t *params)
+{
+	pd_dedupe_entry *e = begin(c, id, "chat.send", "chat", params, "in_flight");
+	if (!e)
+		return;
+	const char *run_id = jstr(params, "idempotencyKey");
+	pd_run *r = run_start(c->gw, false, run_id, params, NULL, id, e);
+	if (!r) {
+		pd_dedupe_abandon(st(c->gw)->dedupe, e);
+		pd_send_error(c, id, "UNAVAILABLE", "out of memory", NULL);
+		return;
+	}
+	pd_send_ok(c, id, json_pack("{s:s, s:s}", "runId", run_id, "status", "started"));
+	run_go(r);
+}
+
+void pd_m_agent_wait(pd_conn *c, const char *id, const json_t *params)
+{
+	pd_gw *gw = c->gw;
+	pd_agent_state *s = st(gw);
+	const char *run_id = jstr(params, "runId");
+	json_int_t timeout = json_integer_value(json_object_get(params, "timeoutMs"));
+	if (!json_object_get(params, "timeoutMs"))
+		timeout = 30000;
+	pd_run *r = run_find(gw, run_id);
+	if (!r) {
+		/* finished already? its cached final tells */
+		char key[400];
+		const char *prefixes[] = { "agent", "chat" };
+		for (int i = 0; i < 2; i++) {
+			snprintf(key, sizeof key, "%s:%s", prefixes[i], run_id);
+			pd_dedupe_entry *e = pd_dedupe_find(s->dedupe, key);
+			if (e && pd_dedupe_is_done(e)) {
+				bool ok = json_is_true(json_object_get(pd_dedupe_final(e), "ok"));
+				json_t *p = json_pack("{s:s, s:s, s:I}", "runId", run_id, "status", ok ? "ok" : "error", "endedAt",
+				                      (json_int_t)pd_dedupe_finished_ms(e));
+				pd_send_ok(c, id, p);
+				return;
+			}
+		}
+	}
+	pd_wait *w = pc_calloc(1, sizeof *w);
+	if (!w) {
+		pd_send_error(c, id, "UNAVAILABLE", "out of memory", NULL);
+		return;
+	}
+	w->gw = gw;
+	w->run = r;
+	w->conn = c;
+	snprintf(w->id, sizeof w->id, "%s", id);
+	snprintf(w->run_id, sizeof w->run_id, "%s", run_id);
+	uv_timer_init(&gw->loop, &w->timer);
+	w->timer.data = w;
+	pd_wait **head = r ? &r->waits : &s->orphan_waits;
+	w->next = *head;
+	*head = w;
+	uv_timer_start(&w->timer, wait_timeout, (uint64_t)(timeout > 0 ? timeout : 0), 0);
+}
+
+void pd_m_chat_abort(pd_conn *c, const char *id, const json_t *params)
+{
+	const char *session = jstr(params, "sessionKey"), *run_id = jstr(params, "runId");
+	json_t *ids = json_array();
+	pd_run *r = st(c->gw)->runs;
+	while (r) {
+		pd_run *next = r->next;
+		if (!r->done && strcmp(r->session_key, session) == 0 && (!run_id || strcmp(r->run_id, run_id) == 0)) {
+			json_array_append_new(ids, json_string(r->run_id));
+			run_end(r, "aborted", NULL);
+		}
+		r = next;
+	}
+	pd_send_ok(c, id, json_pack("{s:b, s:b, s:o}", "ok", 1, "aborted", json_array_size(ids) > 0, "runIds", ids));
+}
+
+void pd_m_send(pd_conn *c, const char *id, const json_t *params)
+{
+	pd_dedupe_entry *e = begin(c, id, "send", "send", params, "in_flight");
+	if (!e)
+		return;
+	/* no channel can deliver in this build: fail as upstream does then,
+	 * and cache the failure like any final */
+	const char *channel = jstr(params, "channel");
+	char msg[400];
+	snprintf(msg, sizeof msg,
+	         "OutboundDeliveryError: no delivery channel is configured%s%s (pincer has no channel plugins yet)",
+	         channel ? " for " : "", channel ? channel : "");
+	json_t *final = json_pack("{s:b, s:{s:s, s:s, s:{s:s}}}", "ok", 0, "error", "code", "UNAVAILABLE", "message",
+	                          msg, "details", "code", "OUTBOUND_DELIVERY_QUEUED");
+	if (!final) {
+		pd_dedupe_abandon(st(c->gw)->dedupe, e);
+		pd_send_error(c, id, "UNAVAILABLE", "out of memory", NULL);
+		return;
+	}
+	send_frame_fields(c, id, final);
+	pd_dedupe_finish(st(c->gw)->dedupe, e, final, pd_now_ms());
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------ */
+
+int pd_agent_init(pd_gw *gw)
+{
+	pd_agent_state *s = pc_calloc(1, sizeof *s);
+	if (!s)
+		return -1;
+	s->dedupe = pd_dedupe_new(gw->cfg->dedupe_ttl_ms, OC_LIMIT_DEDUPE_MAX);
+	if (!s->dedupe) {
+		pc_mfree(s);
+		return -1;
+	}
+	gw->agent = s;
+	return 0;
+}
+
+void pd_agent_sweep(pd_gw *gw)
+{
+	if (gw->agent)
+		pd_dedupe_sweep(st(gw)->dedupe, pd_now_ms());
+}
+
+void pd_agent_conn_gone(pd_conn *c)
+{
+	pd_agent_state *s = st(c->gw);
+	if (!s)
+		return;
+	for (pd_run *r = s->runs; r; r = r->next) {
+		if (r->requester == c)
+			r->requester = NULL;
+		for (pd_wait *w = r->waits; w; w = w->next)
+			if (w->conn == c)
+				w->conn = NULL;
+	}
+	for (pd_wait *w = s->orphan_waits; w; w = w->next)
+		if (w->conn == c)
+			w->conn = NULL;
+}
+
+/* At shutdown: runs end as aborted (closing events go nowhere by then);
+ * the loop then closes their timers. */
+void pd_agent_fini(pd_gw *gw)
+{
+	pd_agent_state *s = st(gw);
+	if (!s)
+		return;
+	while (s->runs)
+		run_end(s->runs, "aborted", NULL);
+	while (s->orphan_waits) {
+		pd_wait *w = s->orphan_waits;
+		s->orphan_waits = w->next;
+		w->conn = NULL;
+		wait_answer(w, NULL);
+	}
+	pd_dedupe_free(s->dedupe);
+	pc_mfree(s);
+	gw->agent = NULL;
+}
