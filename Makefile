@@ -12,7 +12,7 @@ LDLIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 LDFLAGS   := $(SANFLAGS)
 
 DEB_PKGS  := pkg-config libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libjansson-dev \
-             libsqlite3-dev sqlite3 libsodium-dev libcmocka-dev libpcre2-dev json-schema-test-suite
+             libsqlite3-dev sqlite3 libsodium-dev libcmocka-dev libpcre2-dev json-schema-test-suite jq
 
 RT_SRC    := $(wildcard runtime/*.c)
 SRV_SRC   := $(wildcard server/*.c)

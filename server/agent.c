@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "child.h"
 #include "dedupe.h"
 #include "pc_alloc.h"
 
@@ -44,7 +45,11 @@ struct pd_run {
 	pd_dedupe_entry *entry;
 	int64_t started_ms, ended_ms;
 	int64_t agent_seq, chat_seq;
-	size_t pos;         /* bytes of `reply` streamed so far */
+	size_t pos;         /* echo: bytes of `reply` streamed so far */
+	char *acc;          /* the assistant text so far */
+	size_t acc_len, acc_cap;
+	char *message;      /* the user's message (exec request) */
+	struct pd_child *child; /* exec backend run, until its on_end */
 	uv_timer_t timer;
 	bool done;
 	pd_wait *waits;
@@ -54,6 +59,7 @@ typedef struct pd_agent_state {
 	pd_dedupe *dedupe;
 	pd_run *runs;
 	pd_wait *orphan_waits;
+	bool closing;       /* pd_agent_fini ran; freed when the last run closes */
 } pd_agent_state;
 
 static pd_agent_state *st(pd_gw *gw)
@@ -153,13 +159,58 @@ static void wait_timeout(uv_timer_t *t)
 
 /* ---- runs ------------------------------------------------------------------------- */
 
+static void state_free(pd_gw *gw)
+{
+	pd_agent_state *s = st(gw);
+	pd_dedupe_free(s->dedupe);
+	pc_mfree(s);
+	gw->agent = NULL;
+}
+
 static void run_closed(uv_handle_t *h)
 {
 	pd_run *r = h->data;
+	pd_gw *gw = r->gw;
 	pc_mfree(r->session_key);
 	pc_mfree(r->agent_id);
 	pc_mfree(r->reply);
+	pc_mfree(r->acc);
+	pc_mfree(r->message);
 	pc_mfree(r);
+	pd_agent_state *s = st(gw);
+	if (s && s->closing && !s->runs)
+		state_free(gw);
+}
+
+/* Appends a delta to the assistant text; false when out of memory. */
+static bool acc_add(pd_run *r, const char *delta, size_t n)
+{
+	if (r->acc_len + n + 1 > r->acc_cap) {
+		size_t cap = r->acc_cap ? r->acc_cap * 2 : 256;
+		while (cap < r->acc_len + n + 1)
+			cap *= 2;
+		char *p = pc_malloc(cap);
+		if (!p)
+			return false;
+		if (r->acc_len)
+			memcpy(p, r->acc, r->acc_len);
+		pc_mfree(r->acc);
+		r->acc = p;
+		r->acc_cap = cap;
+	}
+	memcpy(r->acc + r->acc_len, delta, n);
+	r->acc_len += n;
+	r->acc[r->acc_len] = '\0';
+	return true;
+}
+
+/* Streams one delta as an agent `assistant` event and a chat delta. */
+static void emit_delta(pd_run *r, const char *delta)
+{
+	if (!*delta || !acc_add(r, delta, strlen(delta)))
+		return;
+	agent_event(r, "assistant", json_pack("{s:s, s:s}", "text", r->acc, "delta", delta));
+	chat_event(r, "delta", json_pack("{s:s, s:o}", "deltaText", delta, "message", message_json(r->acc, pd_now_ms())));
 }
 
 static void run_unlink(pd_run *r)
@@ -191,7 +242,7 @@ static void run_end(pd_run *r, const char *status, const char *error)
 	if (ok) {
 		agent_event(r, "lifecycle", json_pack("{s:s, s:I, s:I}", "phase", "end", "startedAt",
 		                                      (json_int_t)r->started_ms, "endedAt", (json_int_t)r->ended_ms));
-		chat_event(r, "final", json_pack("{s:o, s:s}", "message", message_json(r->reply, r->ended_ms),
+		chat_event(r, "final", json_pack("{s:o, s:s}", "message", message_json(r->acc ? r->acc : "", r->ended_ms),
 		                                 "stopReason", "stop"));
 	} else if (strcmp(status, "aborted") == 0) {
 		agent_event(r, "lifecycle", json_pack("{s:s, s:I, s:I, s:b}", "phase", "end", "startedAt",
@@ -209,7 +260,7 @@ static void run_end(pd_run *r, const char *status, const char *error)
 	json_t *final;
 	if (r->is_agent && ok)
 		final = json_pack("{s:b, s:{s:s, s:s, s:s, s:{s:[{s:s}]}}}", "ok", 1, "payload", "runId", r->run_id,
-		                  "status", "ok", "summary", "completed", "result", "payloads", "text", r->reply);
+		                  "status", "ok", "summary", "completed", "result", "payloads", "text", r->acc ? r->acc : "");
 	else if (r->is_agent)
 		final = json_pack("{s:b, s:{s:s, s:s, s:s}, s:{s:s, s:s}}", "ok", 0, "payload", "runId", r->run_id,
 		                  "status", "error", "summary", error ? error : "aborted", "error", "code",
@@ -255,16 +306,62 @@ static void echo_tick(uv_timer_t *t)
 	memcpy(delta, r->reply + r->pos, dn);
 	delta[dn] = '\0';
 	r->pos += dn;
-	char *sofar = pc_malloc(r->pos + 1);
-	if (sofar) {
-		memcpy(sofar, r->reply, r->pos);
-		sofar[r->pos] = '\0';
-		agent_event(r, "assistant", json_pack("{s:s, s:s}", "text", sofar, "delta", delta));
-		chat_event(r, "delta", json_pack("{s:s, s:o}", "deltaText", delta, "message",
-		                                 message_json(sofar, pd_now_ms())));
-		pc_mfree(sofar);
-	}
+	emit_delta(r, delta);
 	uv_timer_start(&r->timer, echo_tick, (uint64_t)r->gw->cfg->echo_delay_ms, 0);
+}
+
+/* ---- exec backend (docs/agent-exec.md) ---------------------------------------- */
+
+static void exec_message(void *arg, const json_t *msg)
+{
+	pd_run *r = arg;
+	const char *type = jstr(msg, "type");
+	if (type && strcmp(type, "delta") == 0 && jstr(msg, "text"))
+		emit_delta(r, jstr(msg, "text"));
+	else if (type && strcmp(type, "tool") == 0)
+		agent_event(r, "tool", json_pack("{s:s?, s:O?}", "name", jstr(msg, "name"), "data", json_object_get(msg, "data")));
+}
+
+static void exec_end(void *arg, pd_child_end how, const json_t *line, const char *error_text)
+{
+	pd_run *r = arg;
+	r->child = NULL;
+	if (how == PD_CHILD_FINAL) {
+		/* the final text, when given, is the whole reply */
+		const char *text = jstr(line, "text");
+		if (text && (!r->acc || strcmp(text, r->acc) != 0)) {
+			r->acc_len = 0;
+			if (r->acc)
+				r->acc[0] = '\0';
+			acc_add(r, text, strlen(text));
+		}
+		run_end(r, "ok", NULL);
+	} else if (how == PD_CHILD_ABORTED) {
+		run_end(r, "aborted", NULL);
+	} else {
+		const char *m = how == PD_CHILD_ERROR && line && jstr(line, "message") ? jstr(line, "message") : error_text;
+		run_end(r, "error", m ? m : "agent backend failed");
+	}
+}
+
+static const pd_child_ops exec_ops = { exec_message, exec_end, NULL, "agent backend" };
+
+static bool exec_start(pd_run *r)
+{
+	const pd_config *cfg = r->gw->cfg;
+	json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:[], s:I}", "type", "agent.turn", "runId", r->run_id,
+	                        "sessionKey", r->session_key, "agentId", r->agent_id, "message", r->message, "history",
+	                        "deadlineMs", (json_int_t)(pd_now_ms() + cfg->agent_timeout_ms));
+	char err[300] = "";
+	if (req)
+		r->child = pd_child_run(&r->gw->loop, (const char *const *)cfg->agent_argv, req, cfg->agent_timeout_ms,
+		                        &exec_ops, r, err, sizeof err);
+	json_decref(req);
+	if (!r->child) {
+		run_end(r, "error", *err ? err : "agent backend could not start");
+		return false;
+	}
+	return true;
 }
 
 static pd_run *run_start(pd_gw *gw, bool is_agent, const char *run_id, const json_t *params, pd_conn *c,
@@ -280,10 +377,12 @@ static pd_run *run_start(pd_gw *gw, bool is_agent, const char *run_id, const jso
 	const char *message = jstr(params, "message") ? jstr(params, "message") : "";
 	size_t rn = strlen(message) + 16;
 	r->reply = pc_malloc(rn);
+	r->message = pc_strdup(message);
 	r->session_key = pc_strdup(session);
 	r->agent_id = pc_strdup(agent_id);
-	if (!r->reply || !r->session_key || !r->agent_id) {
+	if (!r->reply || !r->message || !r->session_key || !r->agent_id) {
 		pc_mfree(r->reply);
+		pc_mfree(r->message);
 		pc_mfree(r->session_key);
 		pc_mfree(r->agent_id);
 		pc_mfree(r);
@@ -311,7 +410,20 @@ static pd_run *run_start(pd_gw *gw, bool is_agent, const char *run_id, const jso
 static void run_go(pd_run *r)
 {
 	agent_event(r, "lifecycle", json_pack("{s:s, s:I}", "phase", "start", "startedAt", (json_int_t)r->started_ms));
-	uv_timer_start(&r->timer, echo_tick, (uint64_t)r->gw->cfg->echo_delay_ms, 0);
+	if (r->gw->cfg->agent_exec)
+		exec_start(r);
+	else
+		uv_timer_start(&r->timer, echo_tick, (uint64_t)r->gw->cfg->echo_delay_ms, 0);
+}
+
+/* Stops a run: the exec child is terminated (its end reports the abort);
+ * an echo run ends here. */
+static void run_abort(pd_run *r)
+{
+	if (r->child)
+		pd_child_abort(r->child);
+	else
+		run_end(r, "aborted", NULL);
 }
 
 static pd_run *run_find(pd_gw *gw, const char *run_id)
@@ -460,7 +572,7 @@ void pd_m_chat_abort(pd_conn *c, const char *id, const json_t *params)
 		pd_run *next = r->next;
 		if (!r->done && strcmp(r->session_key, session) == 0 && (!run_id || strcmp(r->run_id, run_id) == 0)) {
 			json_array_append_new(ids, json_string(r->run_id));
-			run_end(r, "aborted", NULL);
+			run_abort(r);
 		}
 		r = next;
 	}
@@ -536,15 +648,20 @@ void pd_agent_fini(pd_gw *gw)
 	pd_agent_state *s = st(gw);
 	if (!s)
 		return;
-	while (s->runs)
-		run_end(s->runs, "aborted", NULL);
+	s->closing = true;
+	pd_run *r = s->runs;
+	while (r) {
+		pd_run *next = r->next;
+		run_abort(r);
+		r = next;
+	}
 	while (s->orphan_waits) {
 		pd_wait *w = s->orphan_waits;
 		s->orphan_waits = w->next;
 		w->conn = NULL;
 		wait_answer(w, NULL);
 	}
-	pd_dedupe_free(s->dedupe);
-	pc_mfree(s);
-	gw->agent = NULL;
+	/* exec runs end when their child is gone; the last closes the state */
+	if (!s->runs)
+		state_free(gw);
 }

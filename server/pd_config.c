@@ -512,6 +512,60 @@ static int file_rate_limit(load_ctx *cx, filecfg *fc, json_t *auth)
 	                   &cfg->rate_limit.exempt_loopback);
 }
 
+/* A NULL-terminated NEW argv from a non-empty array of non-empty strings. */
+static int argv_member(load_ctx *cx, json_t *obj, const char *name, const char *path, char ***out)
+{
+	json_t *v = json_object_get(obj, name);
+	if (!v)
+		return PD_EXIT_OK;
+	size_t n = json_is_array(v) ? json_array_size(v) : 0;
+	for (size_t i = 0; i < n; i++)
+		if (!json_is_string(json_array_get(v, i)) || !*json_string_value(json_array_get(v, i)))
+			n = 0;
+	if (!n)
+		return fail_key(cx, path, "expected a non-empty array of non-empty strings (argv, no shell)");
+	char **argv = pc_calloc(n + 1, sizeof *argv);
+	if (!argv)
+		return fail_oom(cx);
+	for (size_t i = 0; i < n; i++)
+		if (!(argv[i] = pc_strdup(json_string_value(json_array_get(v, i))))) {
+			pd_config_free_argv(argv);
+			return fail_oom(cx);
+		}
+	pd_config_free_argv(*out);
+	*out = argv;
+	return PD_EXIT_OK;
+}
+
+/* pincer.* (keys upstream has no equivalent for): the agent backend and the
+ * delivery channel command. */
+static int file_pincer(load_ctx *cx, filecfg *fc)
+{
+	json_t *pc, *agent, *channels, *v;
+	int rc;
+	pd_config *cfg = fc->cfg;
+	if ((rc = member(cx, fc->root, "pincer", "pincer", JSON_OBJECT, &pc)) || !pc)
+		return rc;
+	if ((rc = member(cx, pc, "agent", "pincer.agent", JSON_OBJECT, &agent)))
+		return rc;
+	if (agent) {
+		if ((rc = member(cx, agent, "backend", "pincer.agent.backend", JSON_STRING, &v)))
+			return rc;
+		if (v && strcmp(json_string_value(v), "echo") != 0 && strcmp(json_string_value(v), "exec") != 0)
+			return fail_key(cx, "pincer.agent.backend", "expected \"echo\" or \"exec\"");
+		cfg->agent_exec = v && strcmp(json_string_value(v), "exec") == 0;
+		if ((rc = argv_member(cx, agent, "command", "pincer.agent.command", &cfg->agent_argv)) ||
+		    (rc = int_member(cx, agent, "timeoutMs", "pincer.agent.timeoutMs", 1, INT32_MAX,
+		                     &cfg->agent_timeout_ms)))
+			return rc;
+		if (cfg->agent_exec && !cfg->agent_argv)
+			return fail_key(cx, "pincer.agent.command", "required when pincer.agent.backend is \"exec\"");
+	}
+	if ((rc = member(cx, pc, "channels", "pincer.channels", JSON_OBJECT, &channels)) || !channels)
+		return rc;
+	return argv_member(cx, channels, "command", "pincer.channels.command", &cfg->channel_argv);
+}
+
 /* Reads the gateway.* keys pincer knows; the rest of the file is ignored. */
 static int file_gateway(load_ctx *cx, filecfg *fc)
 {
@@ -599,7 +653,8 @@ static int file_load(load_ctx *cx, filecfg *fc, const char *path, bool required)
 		            jerr.column, jerr.text);
 	if (!json_is_object(fc->root))
 		return fail(cx, PD_EXIT_CONFIG, "config %s: expected a JSON object at the top level", path);
-	return file_gateway(cx, fc);
+	int rc = file_gateway(cx, fc);
+	return rc ? rc : file_pincer(cx, fc);
 }
 
 /* ---- stage 6: state dir and token file --------------------------------------- */
@@ -910,6 +965,7 @@ int pd_config_load(pd_config *cfg, int argc, char **argv, bool *exit_now, char *
 	cfg->auto_approve_local = true;
 	cfg->echo_delay_ms = 40;
 	cfg->dedupe_ttl_ms = 300000;
+	cfg->agent_timeout_ms = 600000;
 	cfg->rate_limit.max_attempts = 10;
 	cfg->rate_limit.window_ms = 60000;
 	cfg->rate_limit.lockout_ms = 300000;
@@ -935,6 +991,13 @@ static void free_secret(char *s)
 	}
 }
 
+void pd_config_free_argv(char **argv)
+{
+	for (size_t i = 0; argv && argv[i]; i++)
+		pc_mfree(argv[i]);
+	pc_mfree(argv);
+}
+
 void pd_config_free(pd_config *cfg)
 {
 	if (!cfg)
@@ -945,5 +1008,7 @@ void pd_config_free(pd_config *cfg)
 	pc_mfree(cfg->token_path);
 	pc_mfree(cfg->state_dir);
 	pc_mfree(cfg->config_path);
+	pd_config_free_argv(cfg->agent_argv);
+	pd_config_free_argv(cfg->channel_argv);
 	memset(cfg, 0, sizeof *cfg);
 }

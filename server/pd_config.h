@@ -54,6 +54,14 @@ typedef struct pd_config {
 	int64_t echo_delay_ms;        /* PINCER_ECHO_DELAY_MS: echo backend pause per delta, default 40 */
 	int64_t dedupe_ttl_ms;        /* PINCER_DEDUPE_TTL_MS: idempotency cache TTL, default 300000 */
 
+	/* pincer.agent.{backend, command, timeoutMs}: "exec" runs command (argv,
+	 * OWNED, NULL-terminated) per turn (docs/agent-exec.md); default echo */
+	bool agent_exec;
+	char **agent_argv;
+	int64_t agent_timeout_ms;     /* default 600000 */
+	/* pincer.channels.command: argv of the delivery command `send` runs */
+	char **channel_argv;
+
 	/* gateway.nodes.pairing.autoApproveLocal (default true): loopback
 	 * devices pair silently */
 	bool auto_approve_local;
@@ -79,6 +87,9 @@ int pd_config_load(pd_config *cfg, int argc, char **argv, bool *exit_now, char *
 
 /* Releases everything pd_config_load() allocated; safe on a zeroed struct. */
 void pd_config_free(pd_config *cfg);
+
+/* Frees a NULL-terminated argv from pd_config (NULL-safe). */
+void pd_config_free_argv(char **argv);
 
 /* "token", "password" or "none". */
 const char *pd_auth_mode_name(pd_auth_mode mode);

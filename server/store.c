@@ -1,6 +1,6 @@
 /*
- * store.c - durable state in SQLite: the gateway identity, paired devices and
- * pending pairing requests.
+ * store.c - durable state in SQLite: the gateway identity, paired devices,
+ * pending pairing requests, and agent sessions with their transcripts.
  *
  * Layout of <state_dir>/state (0700):
  *   pincer.lock    flock()ed for as long as a store is open, so a second
@@ -58,8 +58,21 @@ enum stmt_id {
 	ST_SAVEPOINT,
 	ST_RELEASE,
 	ST_ROLLBACK_TO,
+	ST_SESS_GET,
+	ST_SESS_LIST,
+	ST_SESS_COUNT,
+	ST_SESS_PUT,
+	ST_SESS_DEL,
+	ST_MSG_NEXT,
+	ST_MSG_PUT,
+	ST_MSG_PAGE,
+	ST_MSG_DEL,
 	ST_COUNT
 };
+
+#define SESSION_COLUMNS                                                                     \
+	"session_key, record, agent_id, session_id, created_at_ms, updated_at_ms,"          \
+	" (SELECT COUNT(*) FROM messages m WHERE m.session_key = sessions.session_key)"
 
 /* Every record SELECT returns (key, record) so rows can be checked against
  * their key in one place (row_record). */
@@ -88,6 +101,21 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_SAVEPOINT] = "SAVEPOINT pd_tx",
 	[ST_RELEASE] = "RELEASE pd_tx",
 	[ST_ROLLBACK_TO] = "ROLLBACK TO pd_tx",
+	/* sessions: (key, record, agent_id, session_id, created, updated, count) */
+	[ST_SESS_GET] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE session_key = ?1",
+	[ST_SESS_LIST] = "SELECT " SESSION_COLUMNS " FROM sessions WHERE ?1 IS NULL OR agent_id = ?1"
+	                 " ORDER BY updated_at_ms DESC, session_key LIMIT ?2 OFFSET ?3",
+	[ST_SESS_COUNT] = "SELECT COUNT(*) FROM sessions WHERE ?1 IS NULL OR agent_id = ?1",
+	[ST_SESS_PUT] = "INSERT INTO sessions(session_key, agent_id, session_id, created_at_ms, updated_at_ms, record)"
+	                " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(session_key) DO UPDATE"
+	                " SET agent_id = excluded.agent_id, session_id = excluded.session_id,"
+	                " updated_at_ms = excluded.updated_at_ms, record = excluded.record",
+	[ST_SESS_DEL] = "DELETE FROM sessions WHERE session_key = ?1",
+	[ST_MSG_NEXT] = "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE session_key = ?1",
+	[ST_MSG_PUT] = "INSERT INTO messages(session_key, seq, session_id, ts, record) VALUES(?1, ?2, ?3, ?4, ?5)",
+	[ST_MSG_PAGE] = "SELECT seq, record FROM messages WHERE session_key = ?1 AND seq < ?2"
+	                " ORDER BY seq DESC LIMIT ?3 OFFSET ?4",
+	[ST_MSG_DEL] = "DELETE FROM messages WHERE session_key = ?1",
 };
 
 /* Version 1. Tables are created in one transaction with the version bump,
@@ -100,6 +128,19 @@ static const char schema_v1[] =
 	" record TEXT NOT NULL);"
 	"CREATE INDEX pending_device ON pending(device_id, ts);"
 	"PRAGMA user_version = 1;"
+	"COMMIT;";
+
+/* Version 2 (from 1): sessions and their transcripts. The columns are what
+ * queries need; `record` keeps the rest of a session's JSON record. */
+static const char schema_v2[] =
+	"BEGIN IMMEDIATE;"
+	"CREATE TABLE sessions(session_key TEXT PRIMARY KEY, agent_id TEXT NOT NULL, session_id TEXT NOT NULL,"
+	" created_at_ms INTEGER, updated_at_ms INTEGER, record TEXT NOT NULL);"
+	"CREATE INDEX sessions_updated ON sessions(updated_at_ms, session_key);"
+	"CREATE INDEX sessions_agent ON sessions(agent_id, updated_at_ms);"
+	"CREATE TABLE messages(session_key TEXT NOT NULL, seq INTEGER NOT NULL, session_id TEXT NOT NULL,"
+	" ts INTEGER NOT NULL, record TEXT NOT NULL, PRIMARY KEY(session_key, seq));"
+	"PRAGMA user_version = 2;"
 	"COMMIT;";
 
 struct pd_store {
@@ -399,6 +440,12 @@ static int configure(sqlite3 *db, const char *path, char *err, size_t errlen)
 	if (version > PD_STORE_SCHEMA_VERSION) {
 		set_err(err, errlen, "store %s: schema version %d is newer than this pincerd (%d)", path, version,
 		        PD_STORE_SCHEMA_VERSION);
+		return -1;
+	}
+	if (version < 2 && sqlite3_exec(db, schema_v2, NULL, NULL, NULL) != SQLITE_OK) {
+		set_err(err, errlen, "store %s: cannot migrate the schema to version 2: %s", path, sqlite3_errmsg(db));
+		if (!sqlite3_get_autocommit(db))
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;
 	}
 	return 0;

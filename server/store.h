@@ -1,6 +1,7 @@
 /*
  * store.h - pincerd's durable state: the gateway's own identity, paired
- * devices and pending pairing requests, in <state_dir>/state/pincer.sqlite.
+ * devices, pending pairing requests and the agent sessions with their
+ * transcripts, in <state_dir>/state/pincer.sqlite.
  *
  * One process owns a state dir: pd_store_open() takes an exclusive lock on
  * <state_dir>/state/pincer.lock and fails while another store holds it.
@@ -29,7 +30,7 @@ extern "C" {
 #define PD_STORE_SUBDIR "state"
 #define PD_STORE_DB_NAME "pincer.sqlite"
 #define PD_STORE_LOCK_NAME "pincer.lock"
-#define PD_STORE_SCHEMA_VERSION 1
+#define PD_STORE_SCHEMA_VERSION 2 /* 1: identity, paired, pending; 2: + sessions, messages */
 
 typedef struct pd_store pd_store;
 
@@ -76,6 +77,41 @@ int pd_store_pending_delete(pd_store *s, const char *request_id);
 int pd_store_pending_delete_device(pd_store *s, const char *device_id);
 /* NEW array of all live requests, oldest first; NULL on error. */
 json_t *pd_store_pending_list(pd_store *s, int64_t now_ms, int64_t ttl_ms);
+
+/* ---- sessions and their transcripts. A session is keyed by its session
+ * key; it has an agent id, a session id (a UUID, replaced by a reset),
+ * created/updated times (ms) and a transcript of messages numbered by seq
+ * (1, 2, ... within the key; a reset or delete clears the transcript and the
+ * numbering starts again). Session keys are compared as exact strings. ---- */
+
+/* Appends a message ({role, content, timestamp, ...}, an object with a
+ * non-empty string "role"; kept as given, with "timestamp" = now_ms added
+ * when it has no integer one) to the session's transcript, creating the
+ * session (agent_id, fresh session id, createdAt = now_ms) on the first
+ * append; the session's updatedAt becomes now_ms. One transaction. 0 and
+ * the message's seq in *seq_out (may be NULL), or -1. */
+int pd_store_message_append(pd_store *s, const char *session_key, const char *agent_id, const json_t *message,
+                            int64_t now_ms, int64_t *seq_out);
+/* NEW array of at most `limit` (<= 0: no limit) messages with seq <
+ * before_seq (0: no bound), the newest of those, oldest first; an unknown
+ * session has none. Corrupt rows are skipped. NULL on error. */
+json_t *pd_store_messages(pd_store *s, const char *session_key, int64_t before_seq, int limit);
+/* The same page counted from the newest message: skips the `offset` newest
+ * ones, then takes at most `limit` (<= 0: no limit), oldest first. */
+json_t *pd_store_messages_page(pd_store *s, const char *session_key, int64_t offset, int limit);
+/* NEW {key, agentId, sessionId, createdAt, updatedAt, count (messages in the
+ * transcript)}, or NULL when absent or on error. */
+json_t *pd_store_session_get(pd_store *s, const char *session_key);
+/* NEW array of sessions shaped as pd_store_session_get's, of agent_id (NULL:
+ * every agent), most recently updated first (ties by key), `offset` skipped,
+ * at most `limit` (<= 0: no limit); *total (may be NULL) gets the number of
+ * matching sessions before paging. NULL on error. */
+json_t *pd_store_session_list(pd_store *s, const char *agent_id, int limit, int offset, int64_t *total);
+/* Gives the session a new session id, clears its transcript and sets
+ * updatedAt = now_ms. 1 reset, 0 absent, -1 error (nothing changed). */
+int pd_store_session_reset(pd_store *s, const char *session_key, int64_t now_ms);
+/* Deletes the session and its transcript. 1 deleted, 0 absent, -1 error. */
+int pd_store_session_delete(pd_store *s, const char *session_key);
 
 /* Runs fn(s, arg) inside one transaction (BEGIN IMMEDIATE ... COMMIT), rolled
  * back when fn returns non-zero. Calls nest (inner ones become savepoints).
