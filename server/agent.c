@@ -159,9 +159,12 @@ static void wait_timeout(uv_timer_t *t)
 
 /* ---- runs ------------------------------------------------------------------------- */
 
+static void send_askers_free(void);
+
 static void state_free(pd_gw *gw)
 {
 	pd_agent_state *s = st(gw);
+	send_askers_free(); /* their cache waiters go with the cache */
 	pd_dedupe_free(s->dedupe);
 	pc_mfree(s);
 	gw->agent = NULL;
@@ -579,27 +582,175 @@ void pd_m_chat_abort(pd_conn *c, const char *id, const json_t *params)
 	pd_send_ok(c, id, json_pack("{s:b, s:b, s:o}", "ok", 1, "aborted", json_array_size(ids) > 0, "runIds", ids));
 }
 
+/* A `send` delivery through the configured channel command. Sockets that
+ * asked (the first and every duplicate while it runs) get the final. */
+typedef struct pd_send_job pd_send_job;
+typedef struct pd_send_asker {
+	struct pd_send_asker *next;
+	pd_send_job *job;
+	pd_conn *conn;      /* NULL once gone */
+	char id[160];
+	pd_dedupe_waiter *waiter; /* duplicates join through the cache */
+} pd_send_asker;
+
+struct pd_send_job {
+	pd_gw *gw;
+	pd_dedupe_entry *entry;
+	struct pd_child *child;
+	char run_id[160], channel[64];
+	pd_send_asker first;
+	pd_send_job *next;
+};
+
+static pd_send_job *g_jobs;      /* single loop thread: one list per process */
+static pd_send_asker *g_askers;  /* duplicates joined to a running delivery */
+
+static void send_askers_free(void)
+{
+	while (g_askers) {
+		pd_send_asker *a = g_askers;
+		g_askers = a->next;
+		pc_mfree(a);
+	}
+}
+
+static void asker_answer(void *arg, const json_t *final)
+{
+	pd_send_asker *a = arg;
+	if (a->conn && final)
+		send_frame_fields(a->conn, a->id, final);
+	a->waiter = NULL;
+	if (a == &a->job->first)
+		return;
+	for (pd_send_asker **pp = &g_askers; *pp; pp = &(*pp)->next)
+		if (*pp == a) {
+			*pp = a->next;
+			break;
+		}
+	pc_mfree(a);
+}
+
+static void send_end(void *arg, pd_child_end how, const json_t *line, const char *error_text)
+{
+	pd_send_job *j = arg;
+	pd_agent_state *s = st(j->gw);
+	json_t *final;
+	if (how == PD_CHILD_FINAL) {
+		const json_t *data = json_object_get(line, "data");
+		char mid[PD_UUID_LEN + 1];
+		pd_uuid4(mid);
+		final = json_pack("{s:b, s:{s:s, s:s, s:s}}", "ok", 1, "payload", "runId", j->run_id, "messageId",
+		                  json_string_value(json_object_get(data, "messageId")) ? json_string_value(json_object_get(data, "messageId")) : mid,
+		                  "channel", j->channel);
+	} else {
+		const char *m = how == PD_CHILD_ERROR && line && jstr(line, "message") ? jstr(line, "message") : error_text;
+		char msg[600];
+		snprintf(msg, sizeof msg, "OutboundDeliveryError: %s", m ? m : "channel command failed");
+		final = json_pack("{s:b, s:{s:s, s:s, s:{s:s}}}", "ok", 0, "error", "code", "UNAVAILABLE", "message", msg,
+		                  "details", "code", "OUTBOUND_DELIVERY_QUEUED");
+	}
+	if (final)
+		asker_answer(&j->first, final);
+	for (pd_send_job **pp = &g_jobs; *pp; pp = &(*pp)->next)
+		if (*pp == j) {
+			*pp = j->next;
+			break;
+		}
+	if (s && final) /* joined duplicates are answered by the cache */
+		pd_dedupe_finish(s->dedupe, j->entry, final, pd_now_ms());
+	else if (s)
+		pd_dedupe_abandon(s->dedupe, j->entry);
+	else
+		json_decref(final);
+	pc_mfree(j);
+}
+
+static const pd_child_ops send_ops = { NULL, send_end, NULL, "channel command" };
+
 void pd_m_send(pd_conn *c, const char *id, const json_t *params)
 {
+	pd_agent_state *s = st(c->gw);
+	const char *idem = jstr(params, "idempotencyKey");
+	char key[400];
+	snprintf(key, sizeof key, "send:%s", idem);
+	pd_dedupe_entry *existing = pd_dedupe_find(s->dedupe, key);
+	if (existing && !pd_dedupe_is_done(existing)) {
+		/* a duplicate while the delivery runs joins it (same params only) */
+		unsigned char fp[32];
+		if (pd_dedupe_fingerprint(params, fp) == 0) {
+			pd_dedupe_entry *e = NULL;
+			if (pd_dedupe_begin(s->dedupe, key, fp, pd_now_ms(), &e) == PD_DEDUPE_IN_FLIGHT) {
+				pd_send_asker *a = pc_calloc(1, sizeof *a);
+				if (a) {
+					a->conn = c;
+					a->job = pd_dedupe_owner(e);
+					snprintf(a->id, sizeof a->id, "%s", id);
+					a->waiter = pd_dedupe_join(e, asker_answer, a);
+				}
+				if (!a || !a->waiter) {
+					pc_mfree(a);
+					pd_send_error(c, id, "UNAVAILABLE", "out of memory", NULL);
+					return;
+				}
+				a->next = g_askers;
+				g_askers = a;
+				return;
+			}
+		}
+	}
 	pd_dedupe_entry *e = begin(c, id, "send", "send", params, "in_flight");
 	if (!e)
 		return;
-	/* no channel can deliver in this build: fail as upstream does then,
-	 * and cache the failure like any final */
 	const char *channel = jstr(params, "channel");
+	const pd_config *cfg = c->gw->cfg;
+	if (cfg->channel_argv) {
+		pd_send_job *j = pc_calloc(1, sizeof *j);
+		json_t *req = json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "type", "channel.send", "runId", idem, "to",
+		                        jstr(params, "to"), "message", jstr(params, "message"), "channel", channel);
+		char err[300] = "";
+		if (j && req) {
+			j->gw = c->gw;
+			j->entry = e;
+			snprintf(j->run_id, sizeof j->run_id, "%s", idem);
+			snprintf(j->channel, sizeof j->channel, "%s", channel ? channel : "exec");
+			j->first.job = j;
+			j->first.conn = c;
+			snprintf(j->first.id, sizeof j->first.id, "%s", id);
+			pd_dedupe_set_owner(e, j);
+			if ((j->child = pd_child_run(&c->gw->loop, (const char *const *)cfg->channel_argv, req,
+			                             cfg->agent_timeout_ms, &send_ops, j, err, sizeof err))) {
+				j->next = g_jobs;
+				g_jobs = j;
+				json_decref(req);
+				return;
+			}
+		}
+		json_decref(req);
+		pc_mfree(j);
+		char msg[400];
+		snprintf(msg, sizeof msg, "OutboundDeliveryError: %s", *err ? err : "out of memory");
+		json_t *final = json_pack("{s:b, s:{s:s, s:s, s:{s:s}}}", "ok", 0, "error", "code", "UNAVAILABLE", "message",
+		                          msg, "details", "code", "OUTBOUND_DELIVERY_QUEUED");
+		if (final)
+			send_frame_fields(c, id, final);
+		pd_dedupe_finish(s->dedupe, e, final, pd_now_ms());
+		return;
+	}
+	/* no channel can deliver: fail as upstream does then, and cache the
+	 * failure like any final */
 	char msg[400];
 	snprintf(msg, sizeof msg,
-	         "OutboundDeliveryError: no delivery channel is configured%s%s (pincer has no channel plugins yet)",
+	         "OutboundDeliveryError: no delivery channel is configured%s%s (set pincer.channels.command)",
 	         channel ? " for " : "", channel ? channel : "");
 	json_t *final = json_pack("{s:b, s:{s:s, s:s, s:{s:s}}}", "ok", 0, "error", "code", "UNAVAILABLE", "message",
 	                          msg, "details", "code", "OUTBOUND_DELIVERY_QUEUED");
 	if (!final) {
-		pd_dedupe_abandon(st(c->gw)->dedupe, e);
+		pd_dedupe_abandon(s->dedupe, e);
 		pd_send_error(c, id, "UNAVAILABLE", "out of memory", NULL);
 		return;
 	}
 	send_frame_fields(c, id, final);
-	pd_dedupe_finish(st(c->gw)->dedupe, e, final, pd_now_ms());
+	pd_dedupe_finish(s->dedupe, e, final, pd_now_ms());
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
@@ -639,6 +790,12 @@ void pd_agent_conn_gone(pd_conn *c)
 	for (pd_wait *w = s->orphan_waits; w; w = w->next)
 		if (w->conn == c)
 			w->conn = NULL;
+	for (pd_send_job *j = g_jobs; j; j = j->next)
+		if (j->first.conn == c)
+			j->first.conn = NULL;
+	for (pd_send_asker *a = g_askers; a; a = a->next)
+		if (a->conn == c)
+			a->conn = NULL; /* answered into the void when the delivery ends */
 }
 
 /* At shutdown: runs end as aborted (closing events go nowhere by then);
@@ -649,6 +806,8 @@ void pd_agent_fini(pd_gw *gw)
 	if (!s)
 		return;
 	s->closing = true;
+	for (pd_send_job *j = g_jobs; j; j = j->next)
+		pd_child_abort(j->child); /* their end finds the state gone */
 	pd_run *r = s->runs;
 	while (r) {
 		pd_run *next = r->next;
