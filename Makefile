@@ -108,6 +108,7 @@ $(BUILD)/tests/fuzz_frame_replay: tests/fuzz/fuzz_frame.c $(TEST_LIBS)
 # tests/support is compiled into these programs (single-TU includes)
 FUZZ_SUPPORT := tests/support/fake_gw.c tests/support/fake_gw.h tests/support/lws_stub.c
 $(BUILD)/tests/test_handshake: $(FUZZ_SUPPORT)
+$(BUILD)/tests/test_sessions: $(FUZZ_SUPPORT)
 
 $(BUILD)/tests/fuzz_server_replay: tests/fuzz/fuzz_server.c $(FUZZ_SUPPORT) $(TEST_LIBS)
 	@mkdir -p $(dir $@)

@@ -21,6 +21,9 @@
 #include "child.h"
 #include "dedupe.h"
 #include "pc_alloc.h"
+#include "sessions.h"
+
+#define EXEC_HISTORY_MAX 50 /* earlier messages an exec backend is given */
 
 typedef struct pd_run pd_run;
 
@@ -243,6 +246,7 @@ static void run_end(pd_run *r, const char *status, const char *error)
 
 	/* events */
 	if (ok) {
+		pd_sessions_assistant_message(r->gw, r->session_key, r->agent_id, r->run_id, r->acc ? r->acc : "");
 		agent_event(r, "lifecycle", json_pack("{s:s, s:I, s:I}", "phase", "end", "startedAt",
 		                                      (json_int_t)r->started_ms, "endedAt", (json_int_t)r->ended_ms));
 		chat_event(r, "final", json_pack("{s:o, s:s}", "message", message_json(r->acc ? r->acc : "", r->ended_ms),
@@ -349,12 +353,13 @@ static void exec_end(void *arg, pd_child_end how, const json_t *line, const char
 
 static const pd_child_ops exec_ops = { exec_message, exec_end, NULL, "agent backend" };
 
-static bool exec_start(pd_run *r)
+static bool exec_start(pd_run *r, json_t *history /* STOLEN */)
 {
 	const pd_config *cfg = r->gw->cfg;
-	json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:[], s:I}", "type", "agent.turn", "runId", r->run_id,
+	json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I}", "type", "agent.turn", "runId", r->run_id,
 	                        "sessionKey", r->session_key, "agentId", r->agent_id, "message", r->message, "history",
-	                        "deadlineMs", (json_int_t)(pd_now_ms() + cfg->agent_timeout_ms));
+	                        history ? history : json_array(), "deadlineMs",
+	                        (json_int_t)(pd_now_ms() + cfg->agent_timeout_ms));
 	char err[300] = "";
 	if (req)
 		r->child = pd_child_run(&r->gw->loop, (const char *const *)cfg->agent_argv, req, cfg->agent_timeout_ms,
@@ -412,9 +417,12 @@ static pd_run *run_start(pd_gw *gw, bool is_agent, const char *run_id, const jso
 
 static void run_go(pd_run *r)
 {
+	/* the backend gets the history before this turn; then the turn joins it */
+	json_t *history = r->gw->cfg->agent_exec ? pd_sessions_recent(r->gw, r->session_key, EXEC_HISTORY_MAX) : NULL;
+	pd_sessions_user_message(r->gw, r->session_key, r->agent_id, r->run_id, r->message);
 	agent_event(r, "lifecycle", json_pack("{s:s, s:I}", "phase", "start", "startedAt", (json_int_t)r->started_ms));
 	if (r->gw->cfg->agent_exec)
-		exec_start(r);
+		exec_start(r, history);
 	else
 		uv_timer_start(&r->timer, echo_tick, (uint64_t)r->gw->cfg->echo_delay_ms, 0);
 }

@@ -7,6 +7,7 @@
 #include "gw.h"
 #include "agent.h"
 #include "pairing.h"
+#include "sessions.h"
 
 static json_t *model_runtime(void)
 {
@@ -100,6 +101,16 @@ pd_method_fn pd_method_handler(oc_method_id id)
 		return pd_m_chat_abort;
 	case OC_METHOD_send:
 		return pd_m_send;
+	case OC_METHOD_chat_history:
+		return pd_m_chat_history;
+	case OC_METHOD_sessions_list:
+		return pd_m_sessions_list;
+	case OC_METHOD_sessions_preview:
+		return pd_m_sessions_preview;
+	case OC_METHOD_sessions_reset:
+		return pd_m_sessions_reset;
+	case OC_METHOD_sessions_delete:
+		return pd_m_sessions_delete;
 	default:
 		return NULL;
 	}

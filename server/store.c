@@ -70,8 +70,8 @@ enum stmt_id {
 	ST_COUNT
 };
 
-#define SESSION_COLUMNS                                                                     \
-	"session_key, record, agent_id, session_id, created_at_ms, updated_at_ms,"          \
+#define SESSION_COLUMNS                                                          \
+	"session_key, record, agent_id, session_id, created_at_ms, updated_at_ms," \
 	" (SELECT COUNT(*) FROM messages m WHERE m.session_key = sessions.session_key)"
 
 /* Every record SELECT returns (key, record) so rows can be checked against
@@ -789,4 +789,390 @@ int pd_store_tx(pd_store *s, int (*fn)(pd_store *s, void *arg), void *arg)
 	}
 	rollback(s, outer);
 	return rc;
+}
+
+/* ---- sessions and transcripts ------------------------------------------------------ */
+
+/* A random (version 4) UUID, the form upstream's session ids have. */
+static void new_session_id(char out[37])
+{
+	unsigned char b[16];
+	randombytes_buf(b, sizeof b);
+	b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[n++] = '-';
+		out[n++] = hex[b[i] >> 4];
+		out[n++] = hex[b[i] & 15];
+	}
+	out[n] = '\0';
+}
+
+static bool usable_key(const char *key)
+{
+	return key && *key;
+}
+
+/* Sets obj[k] to a NEW value; false when either failed (out of memory, or
+ * a string that is not UTF-8). */
+static bool set_new(json_t *obj, const char *k, json_t *v)
+{
+	return v && json_object_set_new(obj, k, v) == 0;
+}
+
+/* The session under the cursor of a SESSION_COLUMNS select: the record's
+ * members with the columns over them (the columns are what queries select
+ * on, so they win). A record that is not a JSON object is reported and
+ * ignored; the session stays visible through its columns. NEW object, or
+ * NULL: *oom tells a failed allocation from an unusable row (reported). */
+static json_t *row_session(sqlite3_stmt *st, bool *oom)
+{
+	const char *key = (const char *)sqlite3_column_text(st, 0);
+	const char *text = (const char *)sqlite3_column_text(st, 1);
+	size_t len = (size_t)sqlite3_column_bytes(st, 1);
+	const char *agent = (const char *)sqlite3_column_text(st, 2);
+	const char *sid = (const char *)sqlite3_column_text(st, 3);
+	*oom = false;
+	if (!key || !text || !agent || !sid) {
+		*oom = sqlite3_errcode(sqlite3_db_handle(st)) == SQLITE_NOMEM;
+		if (!*oom)
+			fprintf(stderr, "pincerd: store: sessions: ignoring a row without key or ids\n");
+		return NULL;
+	}
+	json_error_t jerr = { 0 };
+	json_t *rec = json_loadb(text, len, 0, &jerr);
+	if (!rec && json_error_code(&jerr) == json_error_out_of_memory) {
+		*oom = true;
+		return NULL;
+	}
+	if (!json_is_object(rec)) {
+		fprintf(stderr, "pincerd: store: sessions: ignoring the corrupt record of %s (%s)\n", loggable(key),
+		        rec ? "not a JSON object" : "invalid JSON");
+		json_decref(rec);
+		rec = json_object();
+	}
+	if (!rec || !set_new(rec, "key", json_string(key)) || !set_new(rec, "agentId", json_string(agent)) ||
+	    !set_new(rec, "sessionId", json_string(sid)) ||
+	    !set_new(rec, "createdAt", json_integer(sqlite3_column_int64(st, 4))) ||
+	    !set_new(rec, "updatedAt", json_integer(sqlite3_column_int64(st, 5))) ||
+	    !set_new(rec, "count", json_integer(sqlite3_column_int64(st, 6)))) {
+		json_decref(rec);
+		*oom = true;
+		return NULL;
+	}
+	return rec;
+}
+
+/* 1 found (*out NEW), 0 absent, -1 error (reported). */
+static int session_fetch(pd_store *s, const char *key, json_t **out)
+{
+	sqlite3_stmt *st = s->st[ST_SESS_GET];
+	*out = NULL;
+	if (bind_str(st, 1, key) != SQLITE_OK) {
+		finish(st);
+		return db_fail(s, "sessions: get");
+	}
+	bool oom = false;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = row_session(st, &oom);
+	else if (rc != SQLITE_DONE)
+		db_fail(s, "sessions: get");
+	finish(st);
+	if (oom)
+		return oom_fail("sessions");
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return -1;
+	return *out ? 1 : 0;
+}
+
+/* Writes the session (an object shaped as row_session's, BORROWED but
+ * updated: updatedAt = updated_ms, count removed) as its row. 0 or -1. */
+static int session_put(pd_store *s, json_t *sess, int64_t updated_ms)
+{
+	json_object_del(sess, "count"); /* derived from the transcript, never stored */
+	if (!set_new(sess, "updatedAt", json_integer(updated_ms)))
+		return oom_fail("sessions");
+	const char *key = key_of(sess, "key"), *agent = key_of(sess, "agentId"), *sid = key_of(sess, "sessionId");
+	if (!key || !agent || !sid) {
+		fprintf(stderr, "pincerd: store: sessions: record without key, agentId or sessionId\n");
+		return -1;
+	}
+	size_t len;
+	char *text = dump_record(sess, &len);
+	if (!text)
+		return oom_fail("sessions");
+	sqlite3_stmt *st = s->st[ST_SESS_PUT];
+	int rc = -1;
+	if (bind_str(st, 1, key) == SQLITE_OK && bind_str(st, 2, agent) == SQLITE_OK &&
+	    bind_str(st, 3, sid) == SQLITE_OK &&
+	    sqlite3_bind_int64(st, 4, json_integer_value(json_object_get(sess, "createdAt"))) == SQLITE_OK &&
+	    sqlite3_bind_int64(st, 5, updated_ms) == SQLITE_OK &&
+	    sqlite3_bind_text(st, 6, text, (int)len, SQLITE_STATIC) == SQLITE_OK)
+		rc = run(s, st, "sessions: put");
+	else
+		db_fail(s, "sessions: put");
+	finish(st);
+	pc_mfree(text);
+	return rc;
+}
+
+/* Deletes the transcript of a session. The number deleted, or -1. */
+static int messages_clear(pd_store *s, const char *key)
+{
+	sqlite3_stmt *st = s->st[ST_MSG_DEL];
+	if (bind_str(st, 1, key) != SQLITE_OK) {
+		finish(st);
+		return db_fail(s, "messages: delete");
+	}
+	return run_delete(s, st, "messages: delete");
+}
+
+/* The seq the next message of the session gets, or -1. */
+static int64_t next_seq(pd_store *s, const char *key)
+{
+	sqlite3_stmt *st = s->st[ST_MSG_NEXT];
+	int64_t seq = -1;
+	if (bind_str(st, 1, key) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		seq = sqlite3_column_int64(st, 0);
+	else
+		db_fail(s, "messages: next seq");
+	finish(st);
+	return seq;
+}
+
+typedef struct append_arg {
+	const char *key, *agent;
+	const char *text; /* the message record's JSON text */
+	size_t len;
+	int64_t ts, now, seq;
+} append_arg;
+
+static int append_tx(pd_store *s, void *arg)
+{
+	append_arg *a = arg;
+	json_t *sess = NULL;
+	int found = session_fetch(s, a->key, &sess);
+	if (found < 0)
+		return -1;
+	if (!found) {
+		char sid[37];
+		new_session_id(sid);
+		sess = json_pack("{s:s, s:s, s:s, s:I}", "key", a->key, "agentId", a->agent, "sessionId", sid,
+		                 "createdAt", (json_int_t)a->now);
+		if (!sess)
+			return oom_fail("sessions");
+	}
+	int rc = -1;
+	int64_t seq = next_seq(s, a->key);
+	sqlite3_stmt *st = s->st[ST_MSG_PUT];
+	if (seq > 0) {
+		if (bind_str(st, 1, a->key) == SQLITE_OK && sqlite3_bind_int64(st, 2, seq) == SQLITE_OK &&
+		    bind_str(st, 3, key_of(sess, "sessionId")) == SQLITE_OK &&
+		    sqlite3_bind_int64(st, 4, a->ts) == SQLITE_OK &&
+		    sqlite3_bind_text(st, 5, a->text, (int)a->len, SQLITE_STATIC) == SQLITE_OK)
+			rc = run(s, st, "messages: append");
+		else
+			db_fail(s, "messages: append");
+		finish(st);
+	}
+	if (rc == 0)
+		rc = session_put(s, sess, a->now);
+	if (rc == 0)
+		a->seq = seq;
+	json_decref(sess);
+	return rc;
+}
+
+int pd_store_message_append(pd_store *s, const char *session_key, const char *agent_id, const json_t *message,
+                            int64_t now_ms, int64_t *seq_out)
+{
+	const json_t *role = json_object_get(message, "role");
+	if (!usable_key(session_key) || !usable_key(agent_id) || !json_is_object(message) || !json_is_string(role) ||
+	    json_string_length(role) == 0) {
+		fprintf(stderr, "pincerd: store: messages: no session key, no agent id or a message without a role\n");
+		return -1;
+	}
+	append_arg a = { .key = session_key, .agent = agent_id, .now = now_ms, .ts = now_ms };
+	const json_t *ts = json_object_get(message, "timestamp");
+	json_t *copy = NULL;
+	if (json_is_integer(ts)) {
+		a.ts = json_integer_value(ts);
+	} else {
+		copy = json_copy((json_t *)message); /* shallow: only the timestamp is added */
+		if (!copy || !set_new(copy, "timestamp", json_integer(now_ms))) {
+			json_decref(copy);
+			return oom_fail("messages");
+		}
+	}
+	char *text = dump_record(copy ? copy : message, &a.len);
+	json_decref(copy);
+	if (!text)
+		return oom_fail("messages");
+	a.text = text;
+	int rc = pd_store_tx(s, append_tx, &a);
+	pc_mfree(text);
+	if (rc != 0)
+		return -1;
+	if (seq_out)
+		*seq_out = a.seq;
+	return 0;
+}
+
+/* The newest `limit` messages with seq < before after skipping `offset`
+ * newer ones, as a NEW array oldest first; NULL on error. */
+static json_t *messages_query(pd_store *s, const char *key, int64_t before, int64_t limit, int64_t offset)
+{
+	sqlite3_stmt *st = s->st[ST_MSG_PAGE];
+	if (bind_str(st, 1, key) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, before > 0 ? before : INT64_MAX) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 3, limit > 0 ? limit : -1) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 4, offset > 0 ? offset : 0) != SQLITE_OK)
+		return bind_fail(s, st, "messages: list");
+	json_t *newest_first = json_array();
+	bool oom = !newest_first;
+	int rc = SQLITE_DONE;
+	while (!oom && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *text = (const char *)sqlite3_column_text(st, 1);
+		size_t len = (size_t)sqlite3_column_bytes(st, 1);
+		json_error_t jerr = { 0 };
+		json_t *rec = text ? json_loadb(text, len, 0, &jerr) : NULL;
+		if (!text && sqlite3_errcode(s->db) == SQLITE_NOMEM)
+			oom = true;
+		else if (!rec && json_error_code(&jerr) == json_error_out_of_memory)
+			oom = true;
+		else if (!json_is_object(rec))
+			fprintf(stderr, "pincerd: store: messages: ignoring corrupt message %lld of %s\n",
+			        (long long)sqlite3_column_int64(st, 0), loggable(key));
+		else if (json_array_append(newest_first, rec) != 0)
+			oom = true;
+		json_decref(rec);
+	}
+	if (oom)
+		oom_fail("messages");
+	else if (rc != SQLITE_DONE)
+		db_fail(s, "messages: list");
+	finish(st);
+	json_t *out = oom || rc != SQLITE_DONE ? NULL : json_array();
+	for (size_t i = json_array_size(newest_first); out && i-- > 0;)
+		if (json_array_append(out, json_array_get(newest_first, i)) != 0) {
+			oom_fail("messages");
+			json_decref(out);
+			out = NULL;
+		}
+	json_decref(newest_first);
+	return out;
+}
+
+json_t *pd_store_messages(pd_store *s, const char *session_key, int64_t before_seq, int limit)
+{
+	return messages_query(s, session_key, before_seq, limit, 0);
+}
+
+json_t *pd_store_messages_page(pd_store *s, const char *session_key, int64_t offset, int limit)
+{
+	return messages_query(s, session_key, 0, limit, offset);
+}
+
+json_t *pd_store_session_get(pd_store *s, const char *session_key)
+{
+	json_t *sess = NULL;
+	session_fetch(s, session_key, &sess);
+	return sess;
+}
+
+json_t *pd_store_session_list(pd_store *s, const char *agent_id, int limit, int offset, int64_t *total)
+{
+	sqlite3_stmt *st = s->st[ST_SESS_COUNT];
+	int rc = agent_id ? bind_str(st, 1, agent_id) : sqlite3_bind_null(st, 1);
+	if (rc != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW)
+		return bind_fail(s, st, "sessions: count");
+	if (total)
+		*total = sqlite3_column_int64(st, 0);
+	finish(st);
+
+	st = s->st[ST_SESS_LIST];
+	rc = agent_id ? bind_str(st, 1, agent_id) : sqlite3_bind_null(st, 1);
+	if (rc != SQLITE_OK || sqlite3_bind_int64(st, 2, limit > 0 ? limit : -1) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 3, offset > 0 ? offset : 0) != SQLITE_OK)
+		return bind_fail(s, st, "sessions: list");
+	json_t *arr = json_array();
+	bool oom = !arr;
+	rc = SQLITE_DONE;
+	while (!oom && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *sess = row_session(st, &oom);
+		if (sess && json_array_append_new(arr, sess) != 0)
+			oom = true;
+	}
+	if (oom)
+		oom_fail("sessions");
+	else if (rc != SQLITE_DONE)
+		db_fail(s, "sessions: list");
+	finish(st);
+	if (oom || rc != SQLITE_DONE) {
+		json_decref(arr);
+		return NULL;
+	}
+	return arr;
+}
+
+typedef struct reset_arg {
+	const char *key;
+	int64_t now;
+} reset_arg;
+
+/* 0 reset, 1 absent, -1 error */
+static int reset_tx(pd_store *s, void *arg)
+{
+	reset_arg *a = arg;
+	json_t *sess = NULL;
+	int found = session_fetch(s, a->key, &sess);
+	if (found <= 0)
+		return found < 0 ? -1 : 1;
+	char sid[37];
+	new_session_id(sid);
+	int rc = -1;
+	if (!set_new(sess, "sessionId", json_string(sid)))
+		oom_fail("sessions");
+	else if (messages_clear(s, a->key) >= 0)
+		rc = session_put(s, sess, a->now);
+	json_decref(sess);
+	return rc;
+}
+
+int pd_store_session_reset(pd_store *s, const char *session_key, int64_t now_ms)
+{
+	reset_arg a = { session_key, now_ms };
+	int rc = pd_store_tx(s, reset_tx, &a);
+	return rc == 0 ? 1 : rc == 1 ? 0 : -1;
+}
+
+typedef struct delete_arg {
+	const char *key;
+	int deleted;
+} delete_arg;
+
+static int delete_tx(pd_store *s, void *arg)
+{
+	delete_arg *a = arg;
+	if (messages_clear(s, a->key) < 0)
+		return -1;
+	sqlite3_stmt *st = s->st[ST_SESS_DEL];
+	if (bind_str(st, 1, a->key) != SQLITE_OK) {
+		finish(st);
+		return db_fail(s, "sessions: delete");
+	}
+	a->deleted = run_delete(s, st, "sessions: delete");
+	return a->deleted < 0 ? -1 : 0;
+}
+
+int pd_store_session_delete(pd_store *s, const char *session_key)
+{
+	delete_arg a = { session_key, 0 };
+	if (pd_store_tx(s, delete_tx, &a) != 0)
+		return -1;
+	return a.deleted > 0 ? 1 : 0;
 }

@@ -288,7 +288,7 @@ static void test_bad_files(void **state)
 	/* a schema from a newer pincerd */
 	assert_int_equal(unlink(f->db), 0);
 	pd_store_close(open_ok(f));
-	exec_sql(f, "PRAGMA user_version = 2");
+	exec_sql(f, "PRAGMA user_version = 3");
 	assert_null(pd_store_open(f->state, err, sizeof err));
 	assert_non_null(strstr(err, "newer"));
 
