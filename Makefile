@@ -7,7 +7,7 @@ comma     := ,
 SAN_ON    := -fsanitize=address$(comma)undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 SANFLAGS  := $(if $(SAN),$(SAN_ON))
 BUILD     := build$(if $(SAN),-san,)
-CFLAGS    := $(OPT) $(CFLAGS_W) $(SANFLAGS) -Iruntime -Igenerated -Icodegen -Iserver $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CFLAGS    := $(OPT) $(CFLAGS_W) $(SANFLAGS) -Iruntime -Igenerated -Icodegen -Iserver -Iclients $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 LDFLAGS   := $(SANFLAGS)
 
@@ -18,6 +18,10 @@ RT_SRC    := $(wildcard runtime/*.c)
 SRV_SRC   := $(wildcard server/*.c)
 SRV_OBJ   := $(SRV_SRC:%.c=$(BUILD)/%.o)
 CONF_SRC  := $(wildcard conform/*.c)
+CLI_LIB_SRC := $(wildcard clients/*.c)
+CLI_LIB_OBJ := $(CLI_LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_SRC   := $(wildcard cli/*.c)
+CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 CONF_OBJ  := $(CONF_SRC:%.c=$(BUILD)/%.o)
 LWS_LIBS  := $(shell pkg-config --libs libwebsockets libuv 2>/dev/null)
 GEN_SRC   := $(filter-out codegen/main.c,$(wildcard codegen/*.c))
@@ -65,6 +69,13 @@ bin/pincerd: $(BUILD)/server/main.o $(BUILD)/libpincer-srv.a $(BUILD)/libpincer-
 
 # The conformance runner (a plain-socket WebSocket client; no lws).
 bin/pincer-conform: $(CONF_OBJ) $(BUILD)/libpincer-proto.a $(BUILD)/libpincer-rt.a
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The C client SDK (clients/) and the pincer CLI (cli/) built on it.
+$(BUILD)/libpincer-client.a: $(CLI_LIB_OBJ)
+	ar rcs $@ $^
+bin/pincer: $(CLI_OBJ) $(BUILD)/libpincer-client.a $(BUILD)/libpincer-proto.a $(BUILD)/libpincer-rt.a
 	@mkdir -p bin
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
