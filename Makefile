@@ -32,7 +32,7 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 
 .PHONY: all deps gen check-gen test test-unit test-jsts test-golden test-ajv test-conform clean run fuzz fuzz-server fuzz-device
-all: deps bin/pincer-gen $(BUILD)/libpincer-proto.a bin/pincerd bin/pincer-conform
+all: deps bin/pincer-gen $(BUILD)/libpincer-proto.a bin/pincerd bin/pincer-conform bin/pincer
 
 # ---- dependencies ----------------------------------------------------------
 # Installs the Debian packages that are missing; a no-op when all are there.
@@ -120,6 +120,8 @@ $(BUILD)/tests/fuzz_frame_replay: tests/fuzz/fuzz_frame.c $(TEST_LIBS)
 FUZZ_SUPPORT := tests/support/fake_gw.c tests/support/fake_gw.h tests/support/lws_stub.c
 $(BUILD)/tests/test_handshake: $(FUZZ_SUPPORT)
 $(BUILD)/tests/test_sessions: $(FUZZ_SUPPORT)
+# test_client includes the client sources and drives bin/pincer and bin/pincerd
+$(BUILD)/tests/test_client: $(CLI_LIB_SRC) clients/pincer_client.h clients/pc_cl_int.h bin/pincer bin/pincerd
 
 $(BUILD)/tests/fuzz_server_replay: tests/fuzz/fuzz_server.c $(FUZZ_SUPPORT) $(TEST_LIBS)
 	@mkdir -p $(dir $@)
@@ -200,3 +202,4 @@ clean:
 	rm -rf build build-san bin
 
 -include $(RT_OBJ:.o=.d) $(GEN_OBJ:.o=.d) $(PROTO_OBJ:.o=.d) $(SRV_OBJ:.o=.d) $(CONF_OBJ:.o=.d)
+-include $(CLI_LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
