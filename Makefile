@@ -21,6 +21,8 @@ CONF_SRC  := $(wildcard conform/*.c)
 CLI_LIB_SRC := $(wildcard clients/*.c)
 CLI_LIB_OBJ := $(CLI_LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_SRC   := $(wildcard cli/*.c)
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 CONF_OBJ  := $(CONF_SRC:%.c=$(BUILD)/%.o)
 LWS_LIBS  := $(shell pkg-config --libs libwebsockets libuv 2>/dev/null)
@@ -31,7 +33,7 @@ UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 
-.PHONY: all deps gen check-gen test test-unit test-jsts test-golden test-ajv test-conform clean run fuzz fuzz-server fuzz-device
+.PHONY: all deps gen check-gen test test-unit test-jsts test-golden test-ajv test-conform clean run fuzz fuzz-server fuzz-device bench
 all: deps bin/pincer-gen $(BUILD)/libpincer-proto.a bin/pincerd bin/pincer-conform bin/pincer
 
 # ---- dependencies ----------------------------------------------------------
@@ -78,6 +80,18 @@ $(BUILD)/libpincer-client.a: $(CLI_LIB_OBJ)
 bin/pincer: $(CLI_OBJ) $(BUILD)/libpincer-client.a $(BUILD)/libpincer-proto.a $(BUILD)/libpincer-rt.a
 	@mkdir -p bin
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The load generator (not part of make test).
+bin/pincer-bench: $(BENCH_OBJ)
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# make bench: a non-sanitizer pincerd and the tool; writes docs/BENCHMARKS.md.
+bench:
+	$(MAKE) SAN= bin/pincerd bin/pincer-bench
+	@! nm bin/pincerd 2>/dev/null | grep -q __asan_init || { echo "bin/pincerd is a sanitizer build: make clean, then make bench"; exit 1; }
+	bin/pincer-bench --spawn bin/pincerd --seconds 2 --repeat 3 --env PINCER_KEEPALIVE_SECS=2 \
+	  --markdown docs/BENCHMARKS.md --notes bench/notes.md all
 
 # ---- generated protocol code ----------------------------------------------
 GENERATED := generated/oc_types.h generated/oc_tables.c generated/oc_protocol.h generated/oc_index.c generated/oc_methods.def generated/oc_negative.json
@@ -202,4 +216,4 @@ clean:
 	rm -rf build build-san bin
 
 -include $(RT_OBJ:.o=.d) $(GEN_OBJ:.o=.d) $(PROTO_OBJ:.o=.d) $(SRV_OBJ:.o=.d) $(CONF_OBJ:.o=.d)
--include $(CLI_LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(CLI_LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(BENCH_OBJ:.o=.d)
