@@ -253,7 +253,8 @@ void pd_conn_message(pd_conn *c, const char *text, size_t len)
 			pd_conn_close(c, 1011, NULL);
 			break;
 		}
-		memcpy(c->pending[c->n_pending].data, text, len + 1);
+		memcpy(c->pending[c->n_pending].data, text, len);
+		c->pending[c->n_pending].data[len] = '\0';
 		c->pending[c->n_pending].len = len;
 		c->n_pending++;
 		break;

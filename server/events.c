@@ -130,7 +130,18 @@ static json_t *client_entry(const pd_conn *c)
 	return e;
 }
 
+static json_t *presence_build(pd_gw *gw);
+
+/* The list is rebuilt only when presence changes: hello-ok and
+ * system-presence share the cached one (never modified, only serialized). */
 json_t *pd_presence_list(pd_gw *gw)
+{
+	if (!gw->presence_cache)
+		gw->presence_cache = presence_build(gw);
+	return gw->presence_cache ? json_incref(gw->presence_cache) : NULL;
+}
+
+static json_t *presence_build(pd_gw *gw)
 {
 	json_t *list = json_array();
 	if (!list)
@@ -149,6 +160,8 @@ json_t *pd_presence_list(pd_gw *gw)
 void pd_presence_changed(pd_gw *gw)
 {
 	gw->sv_presence++;
+	json_decref(gw->presence_cache);
+	gw->presence_cache = NULL;
 	json_t *list = pd_presence_list(gw);
 	json_t *p = list ? json_pack("{s:o}", "presence", list) : NULL;
 	if (p)

@@ -20,6 +20,11 @@
  * PING=5, see lws-write.h); lws_write() handles it like its own close. */
 #define PD_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
 
+/* lws keeps a receive buffer of this size for every WebSocket: 2 KiB holds
+ * any request a client normally sends (larger ones are reassembled) and
+ * saves 2 KiB per idle socket over the 4 KiB default (docs/BENCHMARKS.md). */
+#define PD_RX_BUFFER 2048
+
 typedef struct pd_pss {
 	pd_conn *c;
 } pd_pss;
@@ -171,16 +176,14 @@ static bool rx_append(pd_conn *c, const void *in, size_t len, size_t limit)
 	return true;
 }
 
-/* Drops a large reassembly buffer once a message is done, so an idle socket
- * does not keep megabytes around. */
+/* Drops the reassembly buffer once a message is done: only messages that
+ * arrive in several callbacks use it, and an idle socket keeps nothing. */
 static void rx_reset(pd_conn *c)
 {
 	c->rx_len = 0;
-	if (c->rx_cap > 65536) {
-		pc_mfree(c->rx);
-		c->rx = NULL;
-		c->rx_cap = 0;
-	}
+	pc_mfree(c->rx);
+	c->rx = NULL;
+	c->rx_cap = 0;
 }
 
 static int on_receive(pd_conn *c, const void *in, size_t len)
@@ -193,6 +196,18 @@ static int on_receive(pd_conn *c, const void *in, size_t len)
 		rx_reset(c);
 	if (c->state == PD_CONN_CLOSING)
 		return 0;
+	/* the usual case: the whole message in this callback, used in place
+	 * (no copy, and no buffer kept per idle socket) */
+	if (c->rx_len == 0 && lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi) &&
+	    lws_is_first_fragment(wsi)) {
+		if (len > limit) {
+			lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);
+			c->state = PD_CONN_CLOSING;
+			return -1;
+		}
+		pd_conn_message(c, in, len);
+		return 0;
+	}
 	if (!rx_append(c, in, len, limit)) {
 		/* 1009 with an empty reason, as the ws library upstream sends */
 		lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);
@@ -369,7 +384,7 @@ static void on_signal(uv_signal_t *s, int signum)
 
 static struct lws_protocols protocols[] = {
 	{ "http", pd_http_callback, 0 /* set at start */, 0, 0, NULL, 0 },
-	{ "openclaw", ws_callback, sizeof(pd_pss), 4096, 0, NULL, 0 },
+	{ "openclaw", ws_callback, sizeof(pd_pss), PD_RX_BUFFER, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 
@@ -473,6 +488,7 @@ int pd_gw_run(const pd_config *cfg)
 		uv_run(&gw->loop, UV_RUN_NOWAIT);
 
 	json_decref(gw->health);
+	json_decref(gw->presence_cache);
 	pd_rl_fini(&gw->rl);
 	pd_pairing_close(gw);
 	for (size_t i = 0; i < PD_PREAUTH_BUCKETS; i++)

@@ -27,7 +27,7 @@ extern "C" {
 #define PD_UUID_LEN 36
 #define PD_CLOSE_REASON_MAX 120 /* upstream truncateCloseReason: 120 UTF-8 bytes */
 #define PD_MAX_SCOPES 64
-#define PD_HELLO_HOLD_US 2000 /* hello-ok waits this long for the rest of the read */
+#define PD_HELLO_HOLD_US 1 /* hello-ok waits for the next loop turn: the rest of the read first */
 #define PD_CLOSE_SEND_SECS 5  /* queued frames + close frame must leave within this */
 #define PD_CLOSE_GRACE_SECS 1 /* then the peer has this long to answer the close */
 
@@ -150,6 +150,7 @@ struct pd_gw {
 	int64_t started_ms;
 	int64_t sv_presence, sv_health; /* stateVersion counters */
 	json_t *health;      /* cached HealthSummary (OWNED) */
+	json_t *presence_cache; /* PresenceEntry[] until presence changes (OWNED) */
 	int64_t health_ts;
 	char boot_id[PD_UUID_LEN + 1];
 };
@@ -195,7 +196,7 @@ void pd_conn_link(pd_gw *gw, pd_conn *c);
  * presence when it was authenticated. */
 void pd_conn_destroy(pd_conn *c);
 
-/* One complete inbound message (NUL-terminated text[len]), routed by state:
+/* One complete inbound message (text[len], not NUL-terminated), routed by state:
  * first frame, queued behind hello-ok (max 15), or dispatched. */
 void pd_conn_message(pd_conn *c, const char *text, size_t len);
 
@@ -217,7 +218,7 @@ bool pd_conn_has_scope(const pd_conn *c, const char *required);
  * index entry; seq numbered per connection. */
 void pd_broadcast(pd_gw *gw, oc_event_id ev, const json_t *payload);
 void pd_presence_changed(pd_gw *gw);
-json_t *pd_presence_list(pd_gw *gw); /* NEW PresenceEntry[] */
+json_t *pd_presence_list(pd_gw *gw); /* NEW ref to the (shared, read-only) PresenceEntry[] */
 json_t *pd_state_version(pd_gw *gw); /* NEW {presence, health} */
 void pd_health_refresh(pd_gw *gw, bool broadcast);
 

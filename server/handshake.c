@@ -330,8 +330,8 @@ static void admit(pd_conn *c, const char *id, const oc_ConnectParams *p)
 	c->state = PD_CONN_HELLO_PENDING;
 	/* Upstream authenticates asynchronously, so frames that arrived with
 	 * the connect queue behind it (max 15). lws may service WRITEABLE
-	 * between messages of one read; holding hello-ok for a moment keeps
-	 * that window the same for every frame of the burst. */
+	 * between messages of one read; holding hello-ok until the next loop
+	 * turn keeps that window the same for every frame of the burst. */
 	c->hold_writes = true;
 	lws_sul_schedule(c->gw->ctx, 0, &c->sul_handshake, release_hello, PD_HELLO_HOLD_US);
 }

@@ -68,6 +68,8 @@ void fake_gw_fini(fake_gw *f)
 		fake_conn_free(gw->conns);
 	json_decref(gw->health);
 	gw->health = NULL;
+	json_decref(gw->presence_cache);
+	gw->presence_cache = NULL;
 	pd_rl_fini(&gw->rl);
 	pd_pairing_close(gw);
 	pd_agent_fini(gw);
