@@ -2,6 +2,7 @@
 include config.mk
 
 PKGS      := jansson libpcre2-8 libsodium sqlite3
+PINCER_VERSION := 0.1.0
 CFLAGS_W  := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers
 comma     := ,
 SAN_ON    := -fsanitize=address$(comma)undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -33,7 +34,7 @@ UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 
-.PHONY: all deps gen check-gen test test-unit test-jsts test-golden test-ajv test-conform clean run fuzz fuzz-server fuzz-device bench
+.PHONY: all deps gen check-gen test test-unit test-jsts test-golden test-ajv test-conform clean run fuzz fuzz-server fuzz-device bench install test-install
 all: deps bin/pincer-gen $(BUILD)/libpincer-proto.a bin/pincerd bin/pincer-conform bin/pincer
 
 # ---- dependencies ----------------------------------------------------------
@@ -92,6 +93,26 @@ bench:
 	@! nm bin/pincerd 2>/dev/null | grep -q __asan_init || { echo "bin/pincerd is a sanitizer build: make clean, then make bench"; exit 1; }
 	bin/pincer-bench --spawn bin/pincerd --seconds 2 --repeat 3 --env PINCER_KEEPALIVE_SECS=2 \
 	  --markdown docs/BENCHMARKS.md --notes bench/notes.md all
+
+# ---- install: binaries, the client library, its header and pincer.pc ------
+# make install PREFIX=/usr/local DESTDIR=   (the SDK then builds with
+# `cc prog.c $(pkg-config --cflags --libs pincer)`)
+INSTALL_BINS := bin/pincerd bin/pincer bin/pincer-gen bin/pincer-conform
+install: deps $(INSTALL_BINS) $(BUILD)/libpincer-client.a
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/pincer
+	install -m 755 $(INSTALL_BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(BUILD)/libpincer-client.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 clients/pincer_client.h $(DESTDIR)$(PREFIX)/include/pincer/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(PINCER_VERSION)|' clients/pincer.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/pincer.pc
+
+# The documented example builds against an installed SDK with pkg-config only.
+test-install:
+	@rm -rf $(BUILD)/install-test
+	@$(MAKE) --no-print-directory install DESTDIR= PREFIX=$(CURDIR)/$(BUILD)/install-test >/dev/null
+	PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/install-test/lib/pkgconfig \
+	  sh -c '$(CC) -Wall -Werror docs/sdk-example.c $$(pkg-config --cflags --libs pincer) -o $(BUILD)/install-test/sdk-example'
+	@echo "docs/sdk-example.c builds against the installed SDK: 1 passed, 0 failed"
 
 # ---- generated protocol code ----------------------------------------------
 GENERATED := generated/oc_types.h generated/oc_tables.c generated/oc_protocol.h generated/oc_index.c generated/oc_methods.def generated/oc_negative.json
@@ -201,7 +222,7 @@ test-ajv: deps bin/pincer-gen
 
 # The README's test command.
 test: deps check-gen
-	@$(MAKE) --no-print-directory test-unit test-golden test-jsts test-ajv test-conform
+	@$(MAKE) --no-print-directory test-unit test-golden test-jsts test-ajv test-conform test-install
 
 # Conformance suite against a pincerd the runner starts itself (fresh state
 # dir, free port); every frame the daemon sends is schema-validated.
