@@ -15,6 +15,11 @@ LDFLAGS   := $(SANFLAGS)
 DEB_PKGS  := pkg-config libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libjansson-dev \
              libsqlite3-dev sqlite3 libsodium-dev libcmocka-dev libpcre2-dev json-schema-test-suite jq
 
+# bin/ holds one flavour at a time (plain or sanitizer): switching flavour
+# drops the binaries so they are relinked from the right build directory.
+$(shell mkdir -p bin; [ "$$(cat bin/.flavour 2>/dev/null)" = "$(BUILD)" ] || \
+  { rm -f bin/pincerd bin/pincer bin/pincer-gen bin/pincer-conform bin/pincer-bench; echo $(BUILD) > bin/.flavour; })
+
 RT_SRC    := $(wildcard runtime/*.c)
 SRV_SRC   := $(wildcard server/*.c)
 SRV_OBJ   := $(SRV_SRC:%.c=$(BUILD)/%.o)
