@@ -5,11 +5,22 @@
 #define _GNU_SOURCE
 #include "pc_cl_int.h"
 
+#include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <time.h>
+
+/* A request sent with pc_cl_request, waiting for its (final) response. */
+typedef struct pcl_pending {
+	struct pcl_pending *next;
+	char id[64];
+	bool expect_final;
+	pc_cl_result_fn cb;
+	void *ud;
+} pcl_pending;
 
 struct pc_cl {
 	pcl_ws ws;
@@ -21,6 +32,9 @@ struct pc_cl {
 	long long last_seq; /* 0: none seen yet (the first expected is 1) */
 	pc_cl_event_fn on_event;
 	void *event_ud;
+	int64_t tick_ms;      /* hello-ok policy.tickIntervalMs; 0: watchdog off */
+	pcl_pending *pending; /* async requests in flight (newest first) */
+	pc_cl_error end;      /* why the connection ended (details always NULL) */
 };
 
 static const char *const err_kind_names[] = {"ok", "usage", "transport", "timeout", "protocol", "gateway", "local"};
@@ -95,15 +109,136 @@ static void deliver_event(pc_cl *cl, json_t *f)
 	}
 }
 
-/* Reads frames until a `res` with id `want` (NEW frame), delivering events.
- * want NULL: deliver events until the deadline (returns NULL, err kind OK on
+/* Calls every pending callback with `why` (the connection is gone) and
+ * remembers it as the end reason. */
+static void fail_pending(pc_cl *cl, const pc_cl_error *why)
+{
+	pc_cl_error e = {0};
+	if (why) {
+		e = *why;
+		e.details = NULL;
+	} else {
+		pcl_fail(&e, PC_CL_ERR_TRANSPORT, "CONNECTION_CLOSED", "connection closed");
+		if (cl->ws.close_code) {
+			e.close_code = cl->ws.close_code;
+			snprintf(e.close_reason, sizeof e.close_reason, "%s", cl->ws.close_reason);
+		}
+	}
+	if (cl->end.kind == PC_CL_OK)
+		cl->end = e;
+	while (cl->pending) {
+		pcl_pending *p = cl->pending;
+		cl->pending = p->next; /* unlinked first: the callback may add requests */
+		p->cb(p->ud, NULL, &e);
+		free(p);
+	}
+}
+
+/* The tick watchdog fired: close 4000 "tick timeout" like the reference client. */
+static void tick_timeout(pc_cl *cl, pc_cl_error *err)
+{
+	long long quiet = (long long)(pcl_now_ms() - cl->ws.last_rx_ms);
+	pcl_ws_close_with(&cl->ws, 4000, "tick timeout", 0);
+	pc_cl_error e = {0};
+	pcl_fail(&e, PC_CL_ERR_TRANSPORT, "TICK_TIMEOUT",
+	         "tick timeout: nothing received from the gateway for %lld ms (tickIntervalMs %lld)", quiet,
+	         (long long)cl->tick_ms);
+	e.close_code = 4000;
+	snprintf(e.close_reason, sizeof e.close_reason, "tick timeout");
+	if (err) {
+		json_decref(err->details);
+		*err = e;
+	}
+	fail_pending(cl, &e);
+}
+
+/* One frame (a JSON object with a string "type"; NEW in *out): 1; 0 when the
+ * deadline passed; -1 when the connection ended (err filled, pending
+ * callbacks failed). Enforces the tick watchdog. */
+static int read_frame(pc_cl *cl, int64_t deadline, json_t **out, pc_cl_error *err)
+{
+	*out = NULL;
+	for (;;) {
+		int64_t wd = cl->tick_ms > 0 ? cl->ws.last_rx_ms + 2 * cl->tick_ms : INT64_MAX;
+		char *msg;
+		size_t len;
+		pc_cl_error e = {0};
+		int r = pcl_ws_recv(&cl->ws, deadline < wd ? deadline : wd, &msg, &len, &e);
+		if (r < 0) {
+			fail_pending(cl, &e);
+			if (err) {
+				json_decref(err->details);
+				*err = e;
+			} else {
+				pc_cl_error_clear(&e);
+			}
+			return -1;
+		}
+		if (r == 0) {
+			int64_t now = pcl_now_ms();
+			if (cl->tick_ms > 0 && now >= cl->ws.last_rx_ms + 2 * cl->tick_ms) {
+				tick_timeout(cl, err);
+				return -1;
+			}
+			if (now >= deadline)
+				return 0;
+			continue; /* bytes arrived meanwhile and moved the watchdog */
+		}
+		json_t *f = json_loadb(msg, len, 0, NULL);
+		free(msg);
+		if (!json_string_value(json_object_get(f, "type"))) {
+			json_decref(f); /* not a frame: ignore it, like the reference client */
+			continue;
+		}
+		*out = f;
+		return 1;
+	}
+}
+
+/* Events go to the callback; a res for a pending async request to its. */
+static void dispatch(pc_cl *cl, json_t *f)
+{
+	const char *type = json_string_value(json_object_get(f, "type"));
+	if (strcmp(type, "event") == 0) {
+		deliver_event(cl, f);
+		return;
+	}
+	if (strcmp(type, "res") != 0)
+		return;
+	const char *id = json_string_value(json_object_get(f, "id"));
+	pcl_pending **pp = &cl->pending;
+	while (*pp && (!id || strcmp((*pp)->id, id) != 0))
+		pp = &(*pp)->next;
+	pcl_pending *p = *pp;
+	if (!p)
+		return; /* a late answer to a request we gave up on */
+	bool ok = json_is_true(json_object_get(f, "ok"));
+	json_t *payload = json_object_get(f, "payload");
+	const char *status = json_string_value(json_object_get(payload, "status"));
+	if (ok && p->expect_final && status && strcmp(status, "accepted") == 0)
+		return; /* the ack; the final answer follows on the same id */
+	*pp = p->next;
+	if (ok) {
+		json_t *null = payload ? NULL : json_null();
+		p->cb(p->ud, payload ? payload : null, NULL);
+		json_decref(null);
+	} else {
+		pc_cl_error e = {0};
+		gateway_error(&e, json_object_get(f, "error"));
+		p->cb(p->ud, NULL, &e);
+		pc_cl_error_clear(&e);
+	}
+	free(p);
+}
+
+/* Reads frames until a `res` with id `want` (NEW frame), dispatching the
+ * rest. want NULL: dispatch until the deadline (returns NULL, err kind OK on
  * timeout). NULL + err on timeout / connection end. */
 static json_t *next_res(pc_cl *cl, const char *want, int64_t deadline, pc_cl_error *err)
 {
 	for (;;) {
-		char *msg;
-		size_t len;
-		int r = pcl_ws_recv(&cl->ws, deadline, &msg, &len, err);
+		json_t *f;
+		int r = read_frame(cl, deadline, &f, err);
 		if (r < 0)
 			return NULL;
 		if (r == 0) {
@@ -111,21 +246,11 @@ static json_t *next_res(pc_cl *cl, const char *want, int64_t deadline, pc_cl_err
 				pcl_fail(err, PC_CL_ERR_TIMEOUT, "TIMEOUT", "no response from the gateway in time");
 			return NULL;
 		}
-		json_t *f = json_loadb(msg, len, 0, NULL);
-		free(msg);
-		const char *type = json_string_value(json_object_get(f, "type"));
-		if (!type) {
-			json_decref(f); /* not a frame: ignore it, like the reference client */
-			continue;
-		}
-		if (strcmp(type, "event") == 0) {
-			deliver_event(cl, f);
-		} else if (strcmp(type, "res") == 0 && want) {
-			const char *id = json_string_value(json_object_get(f, "id"));
-			if (id && strcmp(id, want) == 0)
-				return f;
-			/* a late answer to a request we gave up on */
-		}
+		const char *id = json_string_value(json_object_get(f, "id"));
+		if (want && id && strcmp(json_string_value(json_object_get(f, "type")), "res") == 0 &&
+		    strcmp(id, want) == 0)
+			return f;
+		dispatch(cl, f);
 		json_decref(f);
 	}
 }
@@ -367,6 +492,11 @@ pc_cl *pc_cl_connect(const pc_cl_opts *o, pc_cl_error *err)
 		goto fail;
 	}
 	cl->hello = json_incref(hello);
+	json_t *tick = json_object_get(json_object_get(hello, "policy"), "tickIntervalMs");
+	if (json_is_integer(tick) && json_integer_value(tick) > 0)
+		cl->tick_ms = (int64_t)json_integer_value(tick);
+	if (!cl->ws.last_rx_ms)
+		cl->ws.last_rx_ms = pcl_now_ms();
 	json_t *ha = json_object_get(hello, "auth");
 	const char *dt = json_string_value(json_object_get(ha, "deviceToken"));
 	if (cl->has_device && dt && *dt) {
@@ -391,6 +521,25 @@ fail:
 	return NULL;
 }
 
+/* Sends a req frame; its id into id. */
+static bool send_req(pc_cl *cl, const char *method, const json_t *params, char *id, size_t idsize,
+                     pc_cl_error *err)
+{
+	make_id(cl, id, idsize);
+	json_t *req = json_pack("{s:s, s:s, s:s}", "type", "req", "id", id, "method", method);
+	if (req && params)
+		json_object_set(req, "params", (json_t *)params);
+	char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	json_decref(req);
+	if (!text) {
+		pcl_fail(err, PC_CL_ERR_LOCAL, "NO_MEMORY", "out of memory");
+		return false;
+	}
+	bool sent = pcl_ws_send_text(&cl->ws, text, strlen(text), err);
+	free(text);
+	return sent;
+}
+
 json_t *pc_cl_call(pc_cl *cl, const char *method, const json_t *params, bool expect_final, int timeout_ms,
                    pc_cl_error *err)
 {
@@ -405,19 +554,7 @@ json_t *pc_cl_call(pc_cl *cl, const char *method, const json_t *params, bool exp
 		return NULL;
 	}
 	char id[64];
-	make_id(cl, id, sizeof id);
-	json_t *req = json_pack("{s:s, s:s, s:s}", "type", "req", "id", id, "method", method);
-	if (req && params)
-		json_object_set(req, "params", (json_t *)params);
-	char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
-	json_decref(req);
-	if (!text) {
-		pcl_fail(err, PC_CL_ERR_LOCAL, "NO_MEMORY", "out of memory");
-		return NULL;
-	}
-	bool sent = pcl_ws_send_text(&cl->ws, text, strlen(text), err);
-	free(text);
-	if (!sent)
+	if (!send_req(cl, method, params, id, sizeof id, err))
 		return NULL;
 	int64_t deadline = pcl_now_ms() + (timeout_ms > 0 ? timeout_ms : PC_CL_DEFAULT_TIMEOUT_MS);
 	for (;;) {
@@ -470,9 +607,184 @@ void pc_cl_close(pc_cl *cl)
 	if (!cl)
 		return;
 	pcl_ws_close(&cl->ws, 1000, 500);
+	pc_cl_error e = {0};
+	pcl_fail(&e, PC_CL_ERR_TRANSPORT, "CONNECTION_CLOSED", "the client was closed");
+	fail_pending(cl, &e);
 	json_decref(cl->hello);
 	sodium_memzero(&cl->id, sizeof cl->id);
 	free(cl);
+}
+
+/* ---- async use on the caller's loop ------------------------------------- */
+
+int pc_cl_fd(const pc_cl *cl)
+{
+	return pc_cl_alive(cl) ? cl->ws.fd : -1;
+}
+
+const pc_cl_error *pc_cl_end_error(const pc_cl *cl)
+{
+	return cl && cl->end.kind != PC_CL_OK ? &cl->end : NULL;
+}
+
+int pc_cl_request(pc_cl *cl, const char *method, const json_t *params, bool expect_final, pc_cl_result_fn cb,
+                  void *ud, pc_cl_error *err)
+{
+	if (err)
+		pc_cl_error_clear(err);
+	if (!cl || !method || !*method) {
+		pcl_fail(err, PC_CL_ERR_USAGE, "USAGE", "pc_cl_request needs a client and a method");
+		return -1;
+	}
+	if (!pc_cl_alive(cl)) {
+		pcl_fail(err, PC_CL_ERR_TRANSPORT, "CONNECTION_CLOSED", "connection already closed");
+		return -1;
+	}
+	pcl_pending *p = NULL;
+	if (cb) {
+		p = calloc(1, sizeof *p);
+		if (!p) {
+			pcl_fail(err, PC_CL_ERR_LOCAL, "NO_MEMORY", "out of memory");
+			return -1;
+		}
+		p->expect_final = expect_final;
+		p->cb = cb;
+		p->ud = ud;
+	}
+	char id[64];
+	if (!send_req(cl, method, params, id, sizeof id, err)) {
+		free(p);
+		return -1;
+	}
+	if (p) {
+		snprintf(p->id, sizeof p->id, "%s", id);
+		p->next = cl->pending;
+		cl->pending = p;
+	}
+	return 0;
+}
+
+int pc_cl_process(pc_cl *cl, int timeout_ms)
+{
+	if (!pc_cl_alive(cl))
+		return -1;
+	int64_t deadline = pcl_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	int n = 0;
+	for (;;) {
+		json_t *f;
+		/* wait only until the first frame; then take what is already there */
+		int r = read_frame(cl, n ? pcl_now_ms() : deadline, &f, NULL);
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			return n;
+		dispatch(cl, f);
+		json_decref(f);
+		n++;
+	}
+}
+
+/* ---- reconnect with backoff ------------------------------------------------ */
+
+static void default_sleep(void *ud, int ms)
+{
+	(void)ud;
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
+enum { RETRY_STOP, RETRY_BACKOFF, RETRY_DEVICE_TOKEN };
+
+static bool starts(const char *s, const char *prefix)
+{
+	return s && strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static int classify(const pc_cl_error *e)
+{
+	switch (e->kind) {
+	case PC_CL_ERR_TRANSPORT:
+	case PC_CL_ERR_TIMEOUT:
+		return RETRY_BACKOFF;
+	case PC_CL_ERR_GATEWAY:
+		break;
+	default:
+		return RETRY_STOP;
+	}
+	const char *dc = json_string_value(json_object_get(e->details, "code"));
+	if (!dc)
+		dc = e->code;
+	if (strcmp(dc, "PAIRING_REQUIRED") == 0 || strcmp(dc, "PROTOCOL_MISMATCH") == 0 ||
+	    strcmp(e->code, "PROTOCOL_MISMATCH") == 0 || starts(dc, "DEVICE_AUTH_"))
+		return RETRY_STOP;
+	if (starts(dc, "AUTH_") || starts(e->code, "AUTH_")) {
+		const char *step = json_string_value(json_object_get(e->details, "recommendedNextStep"));
+		if (step && strcmp(step, "retry_with_device_token") == 0)
+			return RETRY_DEVICE_TOKEN;
+		if (json_is_true(json_object_get(e->details, "canRetryWithDeviceToken")))
+			return RETRY_DEVICE_TOKEN;
+		if (step && strcmp(step, "wait_then_retry") == 0)
+			return RETRY_BACKOFF;
+		return RETRY_STOP;
+	}
+	return e->retryable ? RETRY_BACKOFF : RETRY_STOP;
+}
+
+pc_cl *pc_cl_connect_retry(const pc_cl_opts *o, int max_attempts, pc_cl_error *err)
+{
+	if (err)
+		pc_cl_error_clear(err);
+	if (!o) {
+		pcl_fail(err, PC_CL_ERR_USAGE, "USAGE", "pc_cl_connect_retry needs options");
+		return NULL;
+	}
+	if (max_attempts < 1)
+		max_attempts = 1;
+	pc_cl_opts cur = *o;
+	void (*sleep_fn)(void *, int) = o->sleep_fn ? o->sleep_fn : default_sleep;
+	const char *role = o->role && *o->role ? o->role : "operator";
+	char *dev_tok = NULL;
+	bool dev_retried = false;
+	long long backoff = 1000;
+	pc_cl_error e = {0};
+	pc_cl *cl = NULL;
+	for (int attempt = 1;; attempt++) {
+		cl = pc_cl_connect(&cur, &e);
+		if (cl || attempt >= max_attempts)
+			break;
+		int how = classify(&e);
+		if (how == RETRY_DEVICE_TOKEN) {
+			/* once, and only with a stored token this attempt did not send */
+			const char *sent = cur.device_token;
+			char *stored = dev_retried || !o->identity_path
+			                   ? NULL
+			                   : pc_cl_stored_device_token(o->identity_path, o->url, role);
+			if (!sent && cur.use_device && stored)
+				sent = stored; /* pc_cl_connect sent the stored one already */
+			if (!stored || (sent && strcmp(sent, stored) == 0)) {
+				free(stored);
+				break;
+			}
+			dev_retried = true;
+			free(dev_tok);
+			dev_tok = stored;
+			cur.device_token = dev_tok;
+			cur.use_device = true;
+			continue;
+		}
+		if (how != RETRY_BACKOFF)
+			break;
+		long long delay = e.retry_after_ms >= 0 ? e.retry_after_ms : backoff;
+		backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
+		sleep_fn(o->sleep_ud, delay > INT_MAX ? INT_MAX : (int)delay);
+	}
+	free(dev_tok);
+	if (err)
+		*err = e;
+	else
+		pc_cl_error_clear(&e);
+	return cl;
 }
 
 char *pc_cl_stored_device_token(const char *identity_path, const char *url, const char *role)

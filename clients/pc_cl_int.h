@@ -46,6 +46,7 @@ typedef struct pcl_ws {
 	bool close_sent;
 	int close_code;
 	char close_reason[128];
+	int64_t last_rx_ms; /* monotonic time bytes last arrived (the tick watchdog) */
 } pcl_ws;
 
 bool pcl_ws_open(pcl_ws *ws, const pcl_url *u, int64_t deadline, pc_cl_error *err);
@@ -54,6 +55,8 @@ bool pcl_ws_send_text(pcl_ws *ws, const char *s, size_t n, pc_cl_error *err);
  * -1: the connection ended (err filled). */
 int pcl_ws_recv(pcl_ws *ws, int64_t deadline, char **msg, size_t *len, pc_cl_error *err);
 void pcl_ws_close(pcl_ws *ws, int code, int linger_ms);
+/* Same with a close reason (<= 123 bytes; longer is cut). */
+void pcl_ws_close_with(pcl_ws *ws, int code, const char *reason, int linger_ms);
 
 void pcl_sha1(const void *data, size_t len, unsigned char out[20]);
 

@@ -284,8 +284,10 @@ static int fill(pcl_ws *ws, int64_t deadline)
 	for (;;) {
 		char tmp[16384];
 		ssize_t r = recv(ws->fd, tmp, sizeof tmp, 0);
-		if (r > 0)
+		if (r > 0) {
+			ws->last_rx_ms = pcl_now_ms();
 			return pcl_buf_put(&ws->in, tmp, (size_t)r) ? 1 : (ws->eof = true, 1);
+		}
 		if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
 			ws->eof = true;
 			return 1;
@@ -586,9 +588,19 @@ int pcl_ws_recv(pcl_ws *ws, int64_t deadline, char **msg, size_t *len, pc_cl_err
 
 void pcl_ws_close(pcl_ws *ws, int code, int linger_ms)
 {
+	pcl_ws_close_with(ws, code, NULL, linger_ms);
+}
+
+void pcl_ws_close_with(pcl_ws *ws, int code, const char *reason, int linger_ms)
+{
 	if (ws->fd >= 0 && code && !ws->close_sent && !ws->eof) {
-		unsigned char c[2] = {(unsigned char)(code >> 8), (unsigned char)code};
-		ws->close_sent = send_frame(ws, OP_CLOSE, c, 2);
+		unsigned char c[125] = {(unsigned char)(code >> 8), (unsigned char)code};
+		size_t rl = reason ? strlen(reason) : 0;
+		if (rl > sizeof c - 2)
+			rl = sizeof c - 2;
+		if (rl)
+			memcpy(c + 2, reason, rl);
+		ws->close_sent = send_frame(ws, OP_CLOSE, c, 2 + rl);
 		/* wait briefly for the echo, discarding whatever else arrives */
 		int64_t deadline = pcl_now_ms() + linger_ms;
 		while (ws->close_sent && !ws->closed && !ws->eof && pcl_now_ms() < deadline) {

@@ -101,8 +101,12 @@ typedef struct pc_cl_opts {
 	bool use_device;
 	const char *identity_path; /* required when use_device */
 	int timeout_ms;            /* whole handshake; PC_CL_DEFAULT_TIMEOUT_MS when <= 0 */
-	pc_cl_event_fn on_event;   /* optional; called from inside pc_cl_call / pc_cl_pump */
+	pc_cl_event_fn on_event;   /* optional; called from inside pc_cl_call / pc_cl_pump / pc_cl_process */
 	void *event_ud;
+	/* pc_cl_connect_retry only: how to wait delay_ms between attempts
+	 * (default: nanosleep). A hook lets tests record the delays instead. */
+	void (*sleep_fn)(void *sleep_ud, int delay_ms);
+	void *sleep_ud;
 } pc_cl_opts;
 
 /* TCP + RFC 6455 upgrade, wait for connect.challenge, send connect
@@ -110,6 +114,21 @@ typedef struct pc_cl_opts {
  * NEW client, or NULL with *err filled (err may be NULL). A gateway refusal
  * (e.g. AUTH_TOKEN_MISMATCH) is PC_CL_ERR_GATEWAY with the gateway's details. */
 pc_cl *pc_cl_connect(const pc_cl_opts *o, pc_cl_error *err);
+
+/* pc_cl_connect with retries, at most max_attempts connects (< 1: 1).
+ * Retried: transport failures and timeouts, and gateway errors marked
+ * retryable (e.g. UNAVAILABLE), after 1 s, 2 s, 4 s ... capped at 30 s, or
+ * the gateway's retryAfterMs when it gave one; AUTH_* errors whose
+ * details.recommendedNextStep is "wait_then_retry" back off the same way.
+ * Never retried: usage/local/protocol errors, PAIRING_REQUIRED, DEVICE_AUTH_*,
+ * PROTOCOL_MISMATCH, and AUTH_* failures that do not recommend a retry (e.g.
+ * a wrong shared token). An AUTH_* failure with recommendedNextStep
+ * "retry_with_device_token" (or canRetryWithDeviceToken:true) is retried
+ * exactly once, at once, with the device token stored for
+ * (identity_path, url, role) -- if there is one and the failed attempt did
+ * not already send it; that attempt uses device auth. Each such retry counts
+ * as an attempt. NEW client, or NULL with *err from the last attempt. */
+pc_cl *pc_cl_connect_retry(const pc_cl_opts *o, int max_attempts, pc_cl_error *err);
 
 /* One request. params BORROWED (NULL: no params field). With expect_final an
  * ok response whose payload.status is "accepted" is skipped and the second
@@ -121,11 +140,61 @@ pc_cl *pc_cl_connect(const pc_cl_opts *o, pc_cl_error *err);
 json_t *pc_cl_call(pc_cl *cl, const char *method, const json_t *params, bool expect_final, int timeout_ms,
                    pc_cl_error *err);
 
-/* Read frames for up to timeout_ms, delivering events. Returns 0 on timeout,
- * -1 (and *err) when the connection ended. */
+/* Read frames for up to timeout_ms, delivering events (and answers to
+ * pc_cl_request). Returns 0 on timeout, -1 (and *err) when the connection
+ * ended. */
 int pc_cl_pump(pc_cl *cl, int timeout_ms, pc_cl_error *err);
 
-/* Close 1000 (waits briefly for the echo) and free. NULL is fine. */
+/* Tick watchdog: after hello-ok, whenever the client reads (pc_cl_call,
+ * pc_cl_pump, pc_cl_process) and nothing at all -- no frame, not even a
+ * ping -- has arrived for 2 x policy.tickIntervalMs, it closes the socket
+ * with 4000 "tick timeout" (as the reference client does) and fails with
+ * PC_CL_ERR_TRANSPORT, code "TICK_TIMEOUT", close_code 4000 and close_reason
+ * "tick timeout" (a client-side close). Off when hello-ok has no policy.
+ * tickIntervalMs. Time spent outside these calls counts too: a loop must
+ * read at least every tickIntervalMs or the next read may time out. */
+
+/* ---- async use on the caller's event loop --------------------------------
+ * Poll pc_cl_fd for POLLIN and call pc_cl_process(cl, 0) when it is readable
+ * (and at least every policy.tickIntervalMs, for the watchdog). Requests made
+ * with pc_cl_request are answered through their callback from inside
+ * pc_cl_process (or pc_cl_pump / pc_cl_call, which dispatch them too), in
+ * whatever order the gateway answers. */
+
+/* Answer to pc_cl_request. Exactly one of payload (ok; JSON null when the
+ * response had none) and err (gateway error, or the connection ended) is
+ * non-NULL; both are BORROWED for the duration of the call (json_incref /
+ * copy what you keep). The callback may call pc_cl_request but must not call
+ * pc_cl_close. */
+typedef void (*pc_cl_result_fn)(void *ud, const json_t *payload, const pc_cl_error *err);
+
+/* The socket (for poll/epoll; read it only through pc_cl_process), or -1
+ * when the connection is gone. Owned by cl: do not close it. */
+int pc_cl_fd(const pc_cl *cl);
+
+/* Sends a request without waiting. params BORROWED. With expect_final an
+ * "accepted" ack is skipped and the callback gets the final answer. cb NULL:
+ * fire and forget (the answer is discarded). 0 when sent; the callback is
+ * then called exactly once: with the answer, or with a TRANSPORT error when
+ * the connection ends or pc_cl_close is called first. -1 + *err (err may be
+ * NULL) when it could not be sent; the callback is not called. There is no
+ * per-request timeout here. */
+int pc_cl_request(pc_cl *cl, const char *method, const json_t *params, bool expect_final, pc_cl_result_fn cb,
+                  void *ud, pc_cl_error *err);
+
+/* Waits up to timeout_ms (<= 0: does not wait) for data, then handles every
+ * complete frame available without blocking: events to on_event, answers to
+ * their callbacks, pings answered, watchdog run. Returns the number of frames
+ * handled (0: none), or -1 when the connection is gone (pending callbacks
+ * have been failed; pc_cl_end_error says why). */
+int pc_cl_process(pc_cl *cl, int timeout_ms);
+
+/* Why the connection ended (kind/code/message/close_code; details NULL), or
+ * NULL while it is alive. BORROWED (cl). */
+const pc_cl_error *pc_cl_end_error(const pc_cl *cl);
+
+/* Close 1000 (waits briefly for the echo), fail pending pc_cl_request
+ * callbacks (CONNECTION_CLOSED) and free. NULL is fine. */
 void pc_cl_close(pc_cl *cl);
 
 bool pc_cl_alive(const pc_cl *cl);

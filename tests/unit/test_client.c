@@ -14,6 +14,7 @@
 #include "../../clients/pc_cl.c"
 
 #include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -83,6 +84,7 @@ static int start_daemon(void **state)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
+		setenv("PINCER_TICK_INTERVAL_MS", "200", 1); /* exercises the client's tick watchdog */
 		execl(daemon_path(), "pincerd", "--port", port, "--token", "t", "--state-dir", state_dir, (char *)NULL);
 		_exit(127);
 	}
@@ -322,6 +324,479 @@ static void test_unreachable(void **state)
 	pc_cl_error_clear(&err);
 }
 
+/* ---- tick watchdog, reconnect, async ------------------------------------------ */
+
+static void test_tick_alive(void **state)
+{
+	(void)state;
+	pc_cl_error err = {0};
+	pc_cl *cl = connect_with("t", READ, 1, &err);
+	assert_non_null(cl);
+	json_t *pol = json_object_get(pc_cl_hello(cl), "policy");
+	assert_int_equal(json_integer_value(json_object_get(pol, "tickIntervalMs")), 200);
+	/* ticks every 200 ms keep the 400 ms watchdog quiet */
+	assert_int_equal(pc_cl_pump(cl, 1000, &err), 0);
+	assert_true(pc_cl_alive(cl));
+	assert_null(pc_cl_end_error(cl));
+	json_t *h = pc_cl_call(cl, "health", NULL, false, 5000, &err);
+	assert_non_null(h);
+	json_decref(h);
+	pc_cl_close(cl);
+	pc_cl_error_clear(&err);
+}
+
+/* A hand-driven gateway on a loopback port, served by a thread: completes the
+ * upgrade + connect.challenge, refuses the first `refuse` connects with
+ * `error` (or every connect without auth.deviceToken when need_device_token),
+ * then answers hello-ok with policy.tickIntervalMs 100 and goes silent,
+ * recording the client's close frame (echoed). */
+typedef struct fake_gw {
+	int lfd, port;
+	int refuse;
+	bool need_device_token;
+	const char *error; /* ErrorShape JSON */
+	int max_conns;
+	/* results */
+	int conns;
+	int close_code;
+	char close_reason[128];
+	int64_t hello_at, close_at;
+	char device_token[128];
+	pthread_t th;
+} fake_gw;
+
+static bool fk_read(int fd, void *buf, size_t n)
+{
+	char *p = buf;
+	while (n) {
+		ssize_t r = recv(fd, p, n, 0);
+		if (r <= 0)
+			return false;
+		p += r;
+		n -= (size_t)r;
+	}
+	return true;
+}
+
+static void fk_send(int fd, int op, const char *s, size_t n)
+{
+	unsigned char h[4] = {(unsigned char)(0x80 | op)};
+	size_t hl = 2;
+	if (n < 126) {
+		h[1] = (unsigned char)n;
+	} else {
+		h[1] = 126;
+		h[2] = (unsigned char)(n >> 8);
+		h[3] = (unsigned char)n;
+		hl = 4;
+	}
+	if (send(fd, h, hl, MSG_NOSIGNAL) < 0 || send(fd, s, n, MSG_NOSIGNAL) < 0)
+		return;
+}
+
+/* One client frame (masked): op, NEW payload (NUL-terminated); -1 on EOF. */
+static int fk_frame(int fd, char **out, size_t *outn)
+{
+	unsigned char h[2], ext[8], key[4];
+	if (!fk_read(fd, h, 2))
+		return -1;
+	uint64_t n = h[1] & 0x7f;
+	if (n == 126) {
+		if (!fk_read(fd, ext, 2))
+			return -1;
+		n = (uint64_t)ext[0] << 8 | ext[1];
+	} else if (n == 127) {
+		if (!fk_read(fd, ext, 8))
+			return -1;
+		n = 0;
+		for (int i = 0; i < 8; i++)
+			n = n << 8 | ext[i];
+	}
+	if (n > (1u << 20) || !fk_read(fd, key, 4))
+		return -1;
+	char *p = malloc(n + 1);
+	if (!fk_read(fd, p, n)) {
+		free(p);
+		return -1;
+	}
+	for (uint64_t i = 0; i < n; i++)
+		p[i] ^= (char)key[i & 3];
+	p[n] = '\0';
+	*out = p;
+	*outn = (size_t)n;
+	return h[0] & 0x0f;
+}
+
+static void fk_serve(fake_gw *g, int fd)
+{
+	struct timeval tv = {.tv_sec = 5};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	char head[4096] = "";
+	size_t hn = 0;
+	while (hn < sizeof head - 1 && !strstr(head, "\r\n\r\n")) {
+		ssize_t r = recv(fd, head + hn, sizeof head - 1 - hn, 0);
+		if (r <= 0)
+			return;
+		hn += (size_t)r;
+		head[hn] = '\0';
+	}
+	const char *k = strcasestr(head, "Sec-WebSocket-Key:");
+	if (!k)
+		return;
+	k += strlen("Sec-WebSocket-Key:");
+	while (*k == ' ')
+		k++;
+	char cat[128];
+	snprintf(cat, sizeof cat, "%.*s%s", (int)strcspn(k, "\r\n"), k, WS_GUID);
+	unsigned char dig[20];
+	char acc[40], resp[256];
+	pcl_sha1(cat, strlen(cat), dig);
+	sodium_bin2base64(acc, sizeof acc, dig, sizeof dig, sodium_base64_VARIANT_ORIGINAL);
+	int rl = snprintf(resp, sizeof resp,
+	                  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+	                  "Sec-WebSocket-Accept: %s\r\n\r\n",
+	                  acc);
+	if (send(fd, resp, (size_t)rl, MSG_NOSIGNAL) < 0)
+		return;
+	const char *ch = "{\"type\":\"event\",\"event\":\"connect.challenge\",\"payload\":{\"nonce\":\"n-1\",\"ts\":1}}";
+	fk_send(fd, 1, ch, strlen(ch));
+	char *m;
+	size_t mn;
+	if (fk_frame(fd, &m, &mn) != 1)
+		return;
+	json_t *req = json_loads(m, 0, NULL);
+	free(m);
+	const char *dt = json_string_value(json_object_get(json_object_get(json_object_get(req, "params"), "auth"),
+	                                                   "deviceToken"));
+	snprintf(g->device_token, sizeof g->device_token, "%s", dt ? dt : "");
+	bool refuse = g->need_device_token ? !dt : g->conns <= g->refuse;
+	json_t *res;
+	if (refuse)
+		res = json_pack("{s:s, s:O, s:b, s:o}", "type", "res", "id", json_object_get(req, "id"), "ok", 0,
+		                "error", json_loads(g->error, 0, NULL));
+	else
+		res = json_pack("{s:s, s:O, s:b, s:{s:s, s:i, s:{s:i}}}", "type", "res", "id",
+		                json_object_get(req, "id"), "ok", 1, "payload", "type", "hello-ok", "protocol", 4,
+		                "policy", "tickIntervalMs", 100);
+	json_decref(req);
+	char *text = json_dumps(res, JSON_COMPACT);
+	json_decref(res);
+	fk_send(fd, 1, text, strlen(text));
+	free(text);
+	if (refuse) {
+		fk_send(fd, 8, "\x03\xf0", 2); /* 1008 */
+		return;
+	}
+	g->hello_at = pcl_now_ms();
+	int op;
+	while ((op = fk_frame(fd, &m, &mn)) >= 0) {
+		if (op == 8) {
+			g->close_at = pcl_now_ms();
+			g->close_code = mn >= 2 ? ((unsigned char)m[0] << 8 | (unsigned char)m[1]) : 1005;
+			snprintf(g->close_reason, sizeof g->close_reason, "%s", mn > 2 ? m + 2 : "");
+			fk_send(fd, 8, m, mn >= 2 ? 2 : 0);
+			free(m);
+			return;
+		}
+		free(m);
+	}
+}
+
+static void *fk_thread(void *arg)
+{
+	fake_gw *g = arg;
+	while (g->conns < g->max_conns) {
+		struct pollfd p = {.fd = g->lfd, .events = POLLIN};
+		if (poll(&p, 1, 3000) <= 0)
+			break;
+		int fd = accept(g->lfd, NULL, NULL);
+		if (fd < 0)
+			break;
+		g->conns++;
+		fk_serve(g, fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+static void fk_start(fake_gw *g, char *url, size_t urlsize)
+{
+	g->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof a;
+	assert_int_equal(bind(g->lfd, (struct sockaddr *)&a, sizeof a), 0);
+	assert_int_equal(listen(g->lfd, 8), 0);
+	assert_int_equal(getsockname(g->lfd, (struct sockaddr *)&a, &al), 0);
+	g->port = ntohs(a.sin_port);
+	snprintf(url, urlsize, "ws://127.0.0.1:%d", g->port);
+	assert_int_equal(pthread_create(&g->th, NULL, fk_thread, g), 0);
+}
+
+static void fk_join(fake_gw *g)
+{
+	pthread_join(g->th, NULL);
+	close(g->lfd);
+}
+
+static void test_tick_watchdog(void **state)
+{
+	(void)state;
+	fake_gw g = {.max_conns = 1};
+	char url[64];
+	fk_start(&g, url, sizeof url);
+	pc_cl_error err = {0};
+	pc_cl_opts o = {.url = url, .token = "t", .timeout_ms = 3000};
+	pc_cl *cl = pc_cl_connect(&o, &err);
+	if (!cl)
+		fail_msg("fake connect: %s %s", err.code, err.message);
+	int64_t t0 = pcl_now_ms();
+	assert_int_equal(pc_cl_pump(cl, 3000, &err), -1);
+	int64_t took = pcl_now_ms() - t0;
+	assert_int_equal(err.kind, PC_CL_ERR_TRANSPORT);
+	assert_string_equal(err.code, "TICK_TIMEOUT");
+	assert_non_null(strstr(err.message, "tick timeout"));
+	assert_int_equal(err.close_code, 4000);
+	assert_string_equal(err.close_reason, "tick timeout");
+	assert_true(took >= 150 && took <= 400);
+	assert_false(pc_cl_alive(cl));
+	assert_int_equal(pc_cl_fd(cl), -1);
+	assert_string_equal(pc_cl_end_error(cl)->code, "TICK_TIMEOUT");
+	fk_join(&g);
+	assert_int_equal(g.close_code, 4000);
+	assert_string_equal(g.close_reason, "tick timeout");
+	assert_true(g.close_at - g.hello_at <= 300);
+	/* a later call fails at once */
+	assert_null(pc_cl_call(cl, "health", NULL, false, 1000, &err));
+	assert_int_equal(err.kind, PC_CL_ERR_TRANSPORT);
+	pc_cl_close(cl);
+	pc_cl_error_clear(&err);
+}
+
+typedef struct sleeps {
+	int n;
+	int ms[16];
+} sleeps;
+
+static void record_sleep(void *ud, int ms)
+{
+	sleeps *s = ud;
+	if (s->n < 16)
+		s->ms[s->n] = ms;
+	s->n++;
+}
+
+static void test_retry_wrong_token(void **state)
+{
+	(void)state;
+	sleeps sl = {0};
+	pc_cl_error err = {0};
+	pc_cl_opts o = {.url = D.url, .token = "wrong", .timeout_ms = 5000, .sleep_fn = record_sleep,
+	                .sleep_ud = &sl};
+	assert_null(pc_cl_connect_retry(&o, 5, &err));
+	assert_int_equal(sl.n, 0); /* exactly one attempt */
+	assert_int_equal(err.kind, PC_CL_ERR_GATEWAY);
+	assert_string_equal(json_string_value(json_object_get(err.details, "code")), "AUTH_TOKEN_MISMATCH");
+	/* the right token: first attempt */
+	o.token = "t";
+	pc_cl *cl = pc_cl_connect_retry(&o, 5, &err);
+	assert_non_null(cl);
+	assert_int_equal(sl.n, 0);
+	pc_cl_close(cl);
+	pc_cl_error_clear(&err);
+}
+
+static void test_retry_unreachable(void **state)
+{
+	(void)state;
+	sleeps sl = {0};
+	pc_cl_error err = {0};
+	char url[64];
+	snprintf(url, sizeof url, "ws://127.0.0.1:%d", free_port());
+	pc_cl_opts o = {.url = url, .token = "t", .timeout_ms = 2000, .sleep_fn = record_sleep, .sleep_ud = &sl};
+	assert_null(pc_cl_connect_retry(&o, 3, &err));
+	assert_int_equal(err.kind, PC_CL_ERR_TRANSPORT);
+	assert_int_equal(sl.n, 2); /* 3 attempts */
+	assert_int_equal(sl.ms[0], 1000);
+	assert_int_equal(sl.ms[1], 2000);
+	/* doubling, capped at 30 s */
+	sl.n = 0;
+	assert_null(pc_cl_connect_retry(&o, 8, &err));
+	static const int want[] = {1000, 2000, 4000, 8000, 16000, 30000, 30000};
+	assert_int_equal(sl.n, 7);
+	for (int i = 0; i < 7; i++)
+		assert_int_equal(sl.ms[i], want[i]);
+	/* usage errors are not retried */
+	sl.n = 0;
+	o.url = "http://x";
+	assert_null(pc_cl_connect_retry(&o, 3, &err));
+	assert_int_equal(err.kind, PC_CL_ERR_USAGE);
+	assert_int_equal(sl.n, 0);
+	pc_cl_error_clear(&err);
+}
+
+static void test_retry_unavailable(void **state)
+{
+	(void)state;
+	fake_gw g = {.max_conns = 3, .refuse = 2,
+	             .error = "{\"code\":\"UNAVAILABLE\",\"message\":\"busy\",\"retryable\":true,\"retryAfterMs\":250}"};
+	char url[64];
+	fk_start(&g, url, sizeof url);
+	sleeps sl = {0};
+	pc_cl_error err = {0};
+	pc_cl_opts o = {.url = url, .token = "t", .timeout_ms = 3000, .sleep_fn = record_sleep, .sleep_ud = &sl};
+	pc_cl *cl = pc_cl_connect_retry(&o, 5, &err);
+	if (!cl)
+		fail_msg("retry connect: %s %s", err.code, err.message);
+	assert_int_equal(sl.n, 2);
+	assert_int_equal(sl.ms[0], 250);
+	assert_int_equal(sl.ms[1], 250);
+	pc_cl_close(cl);
+	fk_join(&g);
+	assert_int_equal(g.conns, 3);
+	assert_int_equal(g.close_code, 1000);
+	/* not retryable: one attempt */
+	fake_gw g2 = {.max_conns = 1, .refuse = 1,
+	              .error = "{\"code\":\"INVALID_REQUEST\",\"message\":\"no\",\"details\":{\"code\":"
+	                       "\"PAIRING_REQUIRED\"},\"retryable\":true}"};
+	fk_start(&g2, url, sizeof url);
+	sl.n = 0;
+	assert_null(pc_cl_connect_retry(&o, 5, &err));
+	assert_int_equal(sl.n, 0);
+	assert_string_equal(json_string_value(json_object_get(err.details, "code")), "PAIRING_REQUIRED");
+	fk_join(&g2);
+	assert_int_equal(g2.conns, 1);
+	pc_cl_error_clear(&err);
+}
+
+static void test_retry_device_token(void **state)
+{
+	(void)state;
+	const char *e = "{\"code\":\"INVALID_REQUEST\",\"message\":\"unauthorized\",\"details\":{\"code\":"
+	                "\"AUTH_TOKEN_MISMATCH\",\"canRetryWithDeviceToken\":true,\"recommendedNextStep\":"
+	                "\"retry_with_device_token\"}}";
+	fake_gw g = {.max_conns = 2, .need_device_token = true, .error = e};
+	char url[64], idp[400];
+	fk_start(&g, url, sizeof url);
+	snprintf(idp, sizeof idp, "%s/ident/retry.json", D.dir);
+	pcl_identity id;
+	pc_cl_error err = {0};
+	pcl_url u;
+	assert_true(pcl_url_parse(url, &u, NULL));
+	assert_true(pcl_identity_load_or_create(idp, &id, &err));
+	assert_true(pcl_token_put(idp, id.device_id, u.origin, "operator", "STORED-TOKEN", NULL, 1, &err));
+	sleeps sl = {0};
+	pc_cl_opts o = {.url = url, .token = "t", .identity_path = idp, .timeout_ms = 3000, .sleep_fn = record_sleep,
+	                .sleep_ud = &sl};
+	pc_cl *cl = pc_cl_connect_retry(&o, 5, &err);
+	if (!cl)
+		fail_msg("device-token retry: %s %s", err.code, err.message);
+	assert_int_equal(sl.n, 0);
+	assert_string_equal(pc_cl_device_id(cl), id.device_id);
+	pc_cl_close(cl);
+	fk_join(&g);
+	assert_int_equal(g.conns, 2);
+	assert_string_equal(g.device_token, "STORED-TOKEN");
+	/* refused again with the device token: no second retry */
+	fake_gw g2 = {.max_conns = 5, .refuse = 99, .error = e};
+	fk_start(&g2, url, sizeof url);
+	assert_true(pcl_url_parse(url, &u, NULL));
+	assert_true(pcl_token_put(idp, id.device_id, u.origin, "operator", "STORED-TOKEN", NULL, 1, &err));
+	assert_null(pc_cl_connect_retry(&o, 5, &err));
+	assert_int_equal(err.kind, PC_CL_ERR_GATEWAY);
+	assert_int_equal(sl.n, 0);
+	fk_join(&g2);
+	assert_int_equal(g2.conns, 2);
+	sodium_memzero(&id, sizeof id);
+	pc_cl_error_clear(&err);
+}
+
+typedef struct answer {
+	int calls;
+	int order;
+	json_t *payload; /* NEW copy */
+	pc_cl_err_kind kind;
+	char code[64];
+} answer;
+
+static int answered;
+
+static void on_answer(void *ud, const json_t *payload, const pc_cl_error *err)
+{
+	answer *a = ud;
+	a->calls++;
+	a->order = ++answered;
+	assert_true((payload == NULL) != (err == NULL));
+	if (payload)
+		a->payload = json_deep_copy(payload);
+	if (err) {
+		a->kind = err->kind;
+		snprintf(a->code, sizeof a->code, "%s", err->code);
+	}
+}
+
+static void test_async(void **state)
+{
+	(void)state;
+	ev_log log = {.seq_ok = true};
+	pc_cl_error err = {0};
+	pc_cl_opts o = {.url = D.url, .token = "t", .scopes = WRITE, .n_scopes = 2, .on_event = on_event,
+	                .event_ud = &log};
+	pc_cl *cl = pc_cl_connect(&o, &err);
+	assert_non_null(cl);
+	assert_true(pc_cl_fd(cl) >= 0);
+	answer h = {0}, st = {0}, ag = {0}, bad = {0};
+	answered = 0;
+	char key[37];
+	pcl_uuid4(key);
+	json_t *p = json_pack("{s:s, s:s}", "message", "async", "idempotencyKey", key);
+	/* agent first: its final answer comes last, after health and status */
+	assert_int_equal(pc_cl_request(cl, "agent", p, true, on_answer, &ag, &err), 0);
+	assert_int_equal(pc_cl_request(cl, "health", NULL, false, on_answer, &h, &err), 0);
+	assert_int_equal(pc_cl_request(cl, "status", NULL, false, on_answer, &st, &err), 0);
+	assert_int_equal(pc_cl_request(cl, "device.pair.list", NULL, false, on_answer, &bad, &err), 0);
+	assert_int_equal(pc_cl_request(cl, "health", NULL, false, NULL, NULL, &err), 0); /* fire and forget */
+	json_decref(p);
+	int64_t deadline = pcl_now_ms() + 10000;
+	while (answered < 4 && pcl_now_ms() < deadline) {
+		struct pollfd pf = {.fd = pc_cl_fd(cl), .events = POLLIN};
+		poll(&pf, 1, 100);
+		assert_true(pc_cl_process(cl, 0) >= 0);
+	}
+	assert_int_equal(answered, 4);
+	assert_int_equal(h.calls, 1);
+	assert_true(json_is_true(json_object_get(h.payload, "ok")));
+	assert_int_equal(st.calls, 1);
+	assert_true(json_is_object(st.payload));
+	assert_int_equal(bad.calls, 1);
+	assert_null(bad.payload);
+	assert_int_equal(bad.kind, PC_CL_ERR_GATEWAY);
+	assert_string_equal(bad.code, "FORBIDDEN");
+	assert_int_equal(ag.calls, 1);
+	assert_string_equal(json_string_value(json_object_get(ag.payload, "status")), "ok");
+	assert_int_equal(ag.order, 4); /* answered out of order */
+	assert_true(log.events > 0);
+	assert_int_equal(log.gaps, 0);
+	/* a blocking call dispatches async answers too */
+	answer h2 = {0};
+	assert_int_equal(pc_cl_request(cl, "health", NULL, false, on_answer, &h2, &err), 0);
+	json_t *r = pc_cl_call(cl, "status", NULL, false, 5000, &err);
+	assert_non_null(r);
+	json_decref(r);
+	assert_int_equal(h2.calls, 1);
+	/* pending at close: failed exactly once */
+	answer h3 = {0};
+	assert_int_equal(pc_cl_request(cl, "health", NULL, false, on_answer, &h3, &err), 0);
+	pc_cl_close(cl);
+	assert_int_equal(h3.calls, 1);
+	assert_int_equal(h3.kind, PC_CL_ERR_TRANSPORT);
+	assert_string_equal(h3.code, "CONNECTION_CLOSED");
+	json_decref(h.payload);
+	json_decref(st.payload);
+	json_decref(ag.payload);
+	json_decref(h2.payload);
+	pc_cl_error_clear(&err);
+}
+
 /* Runs bin/pincer; returns the exit status and the parsed stdout (NEW). */
 static int run_cli(const char *args, json_t **out)
 {
@@ -479,6 +954,13 @@ int main(void)
 	    cmocka_unit_test(test_device_auth),
 	    cmocka_unit_test(test_wrong_token),
 	    cmocka_unit_test(test_unreachable),
+	    cmocka_unit_test(test_tick_alive),
+	    cmocka_unit_test(test_tick_watchdog),
+	    cmocka_unit_test(test_retry_wrong_token),
+	    cmocka_unit_test(test_retry_unreachable),
+	    cmocka_unit_test(test_retry_unavailable),
+	    cmocka_unit_test(test_retry_device_token),
+	    cmocka_unit_test(test_async),
 	    cmocka_unit_test(test_cli),
 	    cmocka_unit_test(test_daemon_stops),
 	};
