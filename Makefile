@@ -231,9 +231,10 @@ test: deps check-gen
 
 # Conformance suite against a pincerd the runner starts itself (fresh state
 # dir, free port); every frame the daemon sends is schema-validated.
-test-conform: deps bin/pincerd bin/pincer-conform
+test-conform: deps bin/pincerd bin/pincer-conform bin/pincer
 	bin/pincer-conform --self-test tests/fixtures/vectors
 	bin/pincer-conform --pincerd bin/pincerd --scenarios tests/conformance
+	bin/pincer-conform --serve --scenarios tests/conformance/clients
 
 run: all
 	exec bin/pincerd

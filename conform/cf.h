@@ -17,6 +17,7 @@
  *   cf_conn.c    connections: queues, the receive pump, the frame log, sending
  *   cf_steps.c   the scenario step interpreter
  *   cf_main.c    command line, scenario loading, summary
+ *   cf_serve.c   --serve: the runner as a gateway, judging clients
  *
  * Ownership: json_t values follow jansson's words (NEW / BORROWED / STOLEN);
  * everything else is owned by the struct that holds it. Allocation failure
@@ -203,6 +204,8 @@ typedef struct cf_opts {
 	bool negative_explicit;
 	bool verbose, slow, keep;
 	json_t *var_overrides; /* --var name=value */
+	bool serve;             /* --serve: play the gateway, judge clients */
+	const char *client_cmd; /* --client-cmd: overrides the scenarios' "client" */
 } cf_opts;
 
 typedef struct cf_run {
@@ -354,5 +357,10 @@ const char *cf_step_kind(const json_t *step, cf_buf *err);
 bool cf_scenario_run(cf_scn *s);
 void cf_log_event(cf_scn *s, cf_conn *c, json_t *ev /* STOLEN */);
 void cf_violation(cf_scn *s, cf_conn *c, const cf_msg *m, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* cf_serve.c */
+/* --serve: runs the client scenarios in r->o.scenarios, prints the compliance
+ * table and "N passed, N failed". Returns the exit status (0, 1, 2). */
+int cf_serve_main(cf_run *r);
 
 #endif /* CF_H */

@@ -31,7 +31,7 @@ const size_t cf_nknobs = sizeof cf_knobs / sizeof cf_knobs[0];
 
 static void usage(FILE *f)
 {
-	fputs("usage: pincer-conform (--pincerd PATH | --url ws://HOST:PORT) [options]\n"
+	fputs("usage: pincer-conform (--pincerd PATH | --url ws://HOST:PORT | --serve) [options]\n"
 	      "\n"
 	      "  --pincerd PATH      start pincerd instances (one per gateway profile) on free ports\n"
 	      "  --wrapper CMD       run pincerd under CMD (e.g. \"valgrind -q --error-exitcode=1\")\n"
@@ -46,6 +46,10 @@ static void usage(FILE *f)
 	      "  --log FILE          every frame both ways as JSON lines\n"
 	      "  --keep              keep the pincerd state directories\n"
 	      "  -v, --verbose       print steps and frames\n"
+	      "  --serve             play the gateway and judge the client each client scenario starts\n"
+	      "                      (--scenarios default tests/conformance/clients)\n"
+	      "  --client-cmd CMD    with --serve: the client to judge, {url} {token} {port} {tmp}\n"
+	      "                      substituted (default: each scenario's \"client\")\n"
 	      "  --self-test [DIR]   check the device signing (SPEC vectors, then every captured device\n"
 	      "                      signature in DIR, default tests/fixtures/vectors) and exit\n",
 	      f);
@@ -472,6 +476,7 @@ int main(int argc, char **argv)
 		OPT("--scenarios", r.o.scenarios)
 		OPT("--only", r.o.only)
 		OPT("--log", r.o.log_path)
+		OPT("--client-cmd", r.o.client_cmd)
 #undef OPT
 		if (strcmp(a, "--negative") == 0 && val) {
 			r.o.negative = val;
@@ -491,6 +496,8 @@ int main(int argc, char **argv)
 				vectors_explicit = true;
 				i++;
 			}
+		} else if (strcmp(a, "--serve") == 0) {
+			r.o.serve = true;
 		} else if (strcmp(a, "--slow") == 0) {
 			r.o.slow = true;
 		} else if (strcmp(a, "--keep") == 0) {
@@ -513,6 +520,22 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		return cf_device_self_test(vectors, vectors_explicit);
+	}
+	if (r.o.serve) {
+		json_decref(r.o.var_overrides);
+		if (r.o.url || r.o.pincerd) {
+			fputs("pincer-conform: --serve plays the gateway itself; drop --url/--pincerd\n", stderr);
+			return 2;
+		}
+		if (sodium_init() < 0) {
+			fputs("pincer-conform: libsodium failed to initialise\n", stderr);
+			return 2;
+		}
+		signal(SIGPIPE, SIG_IGN);
+		setvbuf(stdout, NULL, _IOLBF, 0);
+		if (strcmp(r.o.scenarios, "tests/conformance") == 0)
+			r.o.scenarios = "tests/conformance/clients";
+		return cf_serve_main(&r);
 	}
 	if (!r.o.url == !r.o.pincerd) {
 		fputs("pincer-conform: give exactly one of --pincerd or --url\n", stderr);
