@@ -33,6 +33,7 @@ struct pc_cl {
 	pc_cl_event_fn on_event;
 	void *event_ud;
 	int64_t tick_ms;      /* hello-ok policy.tickIntervalMs; 0: watchdog off */
+	int64_t max_payload;  /* hello-ok policy.maxPayload; 0: not announced */
 	pcl_pending *pending; /* async requests in flight (newest first) */
 	pc_cl_error end;      /* why the connection ended (details always NULL) */
 };
@@ -495,6 +496,9 @@ pc_cl *pc_cl_connect(const pc_cl_opts *o, pc_cl_error *err)
 	json_t *tick = json_object_get(json_object_get(hello, "policy"), "tickIntervalMs");
 	if (json_is_integer(tick) && json_integer_value(tick) > 0)
 		cl->tick_ms = (int64_t)json_integer_value(tick);
+	json_t *maxp = json_object_get(json_object_get(hello, "policy"), "maxPayload");
+	if (json_is_integer(maxp) && json_integer_value(maxp) > 0)
+		cl->max_payload = (int64_t)json_integer_value(maxp);
 	if (!cl->ws.last_rx_ms)
 		cl->ws.last_rx_ms = pcl_now_ms();
 	json_t *ha = json_object_get(hello, "auth");
@@ -535,7 +539,16 @@ static bool send_req(pc_cl *cl, const char *method, const json_t *params, char *
 		pcl_fail(err, PC_CL_ERR_LOCAL, "NO_MEMORY", "out of memory");
 		return false;
 	}
-	bool sent = pcl_ws_send_text(&cl->ws, text, strlen(text), err);
+	size_t n = strlen(text);
+	if (cl->max_payload && (int64_t)n > cl->max_payload) {
+		/* the gateway would close the socket (1009): refuse it here */
+		free(text);
+		pcl_fail(err, PC_CL_ERR_USAGE, "PAYLOAD_TOO_LARGE",
+		         "request of %zu bytes exceeds the gateway's policy.maxPayload of %lld", n,
+		         (long long)cl->max_payload);
+		return false;
+	}
+	bool sent = pcl_ws_send_text(&cl->ws, text, n, err);
 	free(text);
 	return sent;
 }
