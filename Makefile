@@ -81,7 +81,8 @@ bin/pincer-conform: $(CONF_OBJ) $(BUILD)/libpincer-proto.a $(BUILD)/libpincer-rt
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The C client SDK (clients/) and the pincer CLI (cli/) built on it.
-$(BUILD)/libpincer-client.a: $(CLI_LIB_OBJ)
+# the client library carries its own copy of the one runtime piece it uses
+$(BUILD)/libpincer-client.a: $(CLI_LIB_OBJ) $(BUILD)/runtime/pc_sha1.o
 	ar rcs $@ $^
 bin/pincer: $(CLI_OBJ) $(BUILD)/libpincer-client.a $(BUILD)/libpincer-proto.a $(BUILD)/libpincer-rt.a
 	@mkdir -p bin

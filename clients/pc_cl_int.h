@@ -58,7 +58,6 @@ void pcl_ws_close(pcl_ws *ws, int code, int linger_ms);
 /* Same with a close reason (<= 123 bytes; longer is cut). */
 void pcl_ws_close_with(pcl_ws *ws, int code, const char *reason, int linger_ms);
 
-void pcl_sha1(const void *data, size_t len, unsigned char out[20]);
 
 /* ---- device identity and token store ---------------------------------- */
 typedef struct pcl_identity {

@@ -59,7 +59,6 @@ int64_t cf_now_ms(void);  /* monotonic */
 int64_t cf_wall_ms(void); /* epoch ms */
 void cf_sleep_ms(int64_t ms);
 
-void cf_sha1(const void *data, size_t len, unsigned char out[20]);
 void cf_base64(const unsigned char *in, size_t len, char *out, size_t outsize);
 void cf_random(void *buf, size_t n);
 void cf_random_hex(char *out, size_t nbytes); /* out: 2*nbytes+1 */

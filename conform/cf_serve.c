@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include "cf.h"
+#include "pc_sha1.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -345,7 +346,7 @@ static bool sv_accept(sv_scn *v, int64_t deadline)
 	snprintf(cat, sizeof cat, "%s%s", key, WS_GUID);
 	unsigned char sha[20];
 	char acc[64];
-	cf_sha1(cat, strlen(cat), sha);
+	pc_sha1(cat, strlen(cat), sha);
 	cf_base64(sha, sizeof sha, acc, sizeof acc);
 	char resp[256];
 	snprintf(resp, sizeof resp,

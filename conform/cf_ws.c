@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include "cf.h"
+#include "pc_sha1.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -380,7 +381,7 @@ int cf_ws_open(cf_ws *ws, const char *host, int port, const char *path, const js
 	char cat[128], expect[40];
 	unsigned char dig[20];
 	snprintf(cat, sizeof cat, "%s%s", key, WS_GUID);
-	cf_sha1(cat, strlen(cat), dig);
+	pc_sha1(cat, strlen(cat), dig);
 	cf_base64(dig, sizeof dig, expect, sizeof expect);
 	const char *acc = json_string_value(json_object_get(h, "sec-websocket-accept"));
 	const char *upg = json_string_value(json_object_get(h, "upgrade"));
