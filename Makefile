@@ -104,11 +104,16 @@ bench:
 # make install PREFIX=/usr/local DESTDIR=   (the SDK then builds with
 # `cc prog.c $(pkg-config --cflags --libs pincer)`)
 INSTALL_BINS := bin/pincerd bin/pincer bin/pincer-gen bin/pincer-conform
-install: deps $(INSTALL_BINS) $(BUILD)/libpincer-client.a
+# Typed stubs (oc_client.h) need the generated types and the runtime they
+# decode with: those headers and libraries are installed too.
+INSTALL_HDRS := clients/pincer_client.h generated/oc_client.h generated/oc_types.h generated/oc_protocol.h \
+                generated/oc_methods.def runtime/pc_codec.h runtime/pc_schema.h runtime/pc_alloc.h
+install: deps $(INSTALL_BINS) $(BUILD)/libpincer-client.a $(BUILD)/libpincer-proto.a $(BUILD)/libpincer-rt.a
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/pincer
 	install -m 755 $(INSTALL_BINS) $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 $(BUILD)/libpincer-client.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 clients/pincer_client.h $(DESTDIR)$(PREFIX)/include/pincer/
+	install -m 644 $(BUILD)/libpincer-client.a $(BUILD)/libpincer-proto.a $(BUILD)/libpincer-rt.a \
+	  $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(INSTALL_HDRS) $(DESTDIR)$(PREFIX)/include/pincer/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(PINCER_VERSION)|' clients/pincer.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/pincer.pc
 
@@ -117,11 +122,12 @@ test-install:
 	@rm -rf $(BUILD)/install-test
 	@$(MAKE) --no-print-directory install DESTDIR= PREFIX=$(CURDIR)/$(BUILD)/install-test >/dev/null
 	PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/install-test/lib/pkgconfig \
-	  sh -c '$(CC) -Wall -Werror docs/sdk-example.c $$(pkg-config --cflags --libs pincer) -o $(BUILD)/install-test/sdk-example'
-	@echo "docs/sdk-example.c builds against the installed SDK: 1 passed, 0 failed"
+	  sh -c '$(CC) -Wall -Werror docs/sdk-example.c $$(pkg-config --cflags --libs pincer) -o $(BUILD)/install-test/sdk-example && \
+	         $(CC) -Wall -Werror docs/sdk-stubs-example.c $$(pkg-config --cflags --libs pincer) -o $(BUILD)/install-test/sdk-stubs-example'
+	@echo "docs/sdk-example.c and docs/sdk-stubs-example.c build against the installed SDK: 2 passed, 0 failed"
 
 # ---- generated protocol code ----------------------------------------------
-GENERATED := generated/oc_types.h generated/oc_tables.c generated/oc_protocol.h generated/oc_index.c generated/oc_methods.def generated/oc_negative.json
+GENERATED := generated/oc_types.h generated/oc_tables.c generated/oc_protocol.h generated/oc_index.c generated/oc_methods.def generated/oc_negative.json generated/oc_client.h
 PROTO_OBJ := $(BUILD)/generated/oc_tables.o $(BUILD)/generated/oc_index.o
 $(BUILD)/libpincer-proto.a: $(PROTO_OBJ)
 	ar rcs $@ $^

@@ -316,6 +316,7 @@ int pg_emit(pg *g, const char *outdir, pg_diag *d)
 	char *banner = pg_printf(g, "/* %s */\n/* inputs-sha256: %s */\n", provenance, g->hash);
 	pg_buf_free(&files);
 	if (pg_emit_tables(g, outdir, banner, d) || pg_emit_index(g, outdir, banner, d) ||
+	    pg_emit_client(g, outdir, banner, d) ||
 	    pg_emit_negative(g, outdir, provenance, d))
 		return -1;
 	return 0;

@@ -131,6 +131,8 @@ int pg_plan_ctypes(pg *g, pg_diag *d);
 /* emitters */
 int pg_emit_tables(pg *g, const char *outdir, const char *banner, pg_diag *d);
 int pg_emit_index(pg *g, const char *outdir, const char *banner, pg_diag *d);
+/* oc_client.h: header-only typed client stubs, one per method but connect */
+int pg_emit_client(pg *g, const char *outdir, const char *banner, pg_diag *d);
 /* oc_negative.json: per-method request cases; `generated_by` is the
  * provenance line (JSON has no comments). */
 int pg_emit_negative(pg *g, const char *outdir, const char *generated_by, pg_diag *d);

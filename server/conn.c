@@ -58,7 +58,7 @@ pd_msg *pd_msg_from_json(const json_t *j)
 		return NULL;
 	d.m->len = 0;
 	d.m->refs = 1;
-	if (json_dump_callback(j, dump_cb, &d, JSON_COMPACT) != 0 || d.oom) {
+	if (json_dump_callback(j, dump_cb, &d, JSON_COMPACT | JSON_ENCODE_ANY) != 0 || d.oom) {
 		pc_mfree(d.m);
 		return NULL;
 	}
@@ -181,6 +181,37 @@ static void send_res(pd_conn *c, const char *id, bool ok, json_t *payload, json_
 	json_decref(f);
 	json_decref(payload);
 	json_decref(error);
+}
+
+void pd_send_ok_text(pd_conn *c, const char *id, const char *payload, size_t len)
+{
+	json_t *jid = json_string(id);
+	size_t idn = 0;
+	char *idtext = jid ? pd_json_dump(jid, &idn) : NULL;
+	json_decref(jid);
+	static const char head[] = "{\"type\":\"res\",\"id\":", mid[] = ",\"ok\":true,\"payload\":";
+	size_t total = sizeof head - 1 + idn + sizeof mid - 1 + len + 1;
+	pd_msg *m = idtext ? pc_malloc(sizeof *m + LWS_PRE + total + 1) : NULL;
+	if (!m) {
+		pc_mfree(idtext);
+		pd_conn_close(c, 1011, NULL);
+		return;
+	}
+	char *p = (char *)pd_msg_payload(m);
+	memcpy(p, head, sizeof head - 1);
+	p += sizeof head - 1;
+	memcpy(p, idtext, idn);
+	p += idn;
+	memcpy(p, mid, sizeof mid - 1);
+	p += sizeof mid - 1;
+	memcpy(p, payload, len);
+	p += len;
+	*p++ = '}';
+	*p = '\0';
+	m->len = total;
+	m->refs = 1;
+	pc_mfree(idtext);
+	pd_conn_send(c, m);
 }
 
 void pd_send_ok(pd_conn *c, const char *id, json_t *payload)

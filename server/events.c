@@ -181,6 +181,8 @@ void pd_health_refresh(pd_gw *gw, bool broadcast)
 	json_decref(gw->health);
 	gw->health = h;
 	gw->health_ts = t0;
+	pc_mfree(gw->health_result); /* the `health` answer is rebuilt on demand */
+	gw->health_result = NULL;
 	if (broadcast) {
 		gw->sv_health++;
 		pd_broadcast(gw, OC_EVENT_health, h);

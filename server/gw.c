@@ -489,6 +489,7 @@ int pd_gw_run(const pd_config *cfg)
 
 	json_decref(gw->health);
 	json_decref(gw->presence_cache);
+	pc_mfree(gw->health_result);
 	pd_rl_fini(&gw->rl);
 	pd_pairing_close(gw);
 	for (size_t i = 0; i < PD_PREAUTH_BUCKETS; i++)

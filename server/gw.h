@@ -151,6 +151,8 @@ struct pd_gw {
 	int64_t sv_presence, sv_health; /* stateVersion counters */
 	json_t *health;      /* cached HealthSummary (OWNED) */
 	json_t *presence_cache; /* PresenceEntry[] until presence changes (OWNED) */
+	char *health_result; /* serialized `health` result until the next refresh (OWNED) */
+	size_t health_result_len;
 	int64_t health_ts;
 	char boot_id[PD_UUID_LEN + 1];
 };
@@ -181,6 +183,8 @@ char *pd_json_dump(const json_t *j, size_t *len);
  * reason may be NULL (empty); it is cut to 120 UTF-8 bytes. */
 void pd_conn_close(pd_conn *c, int code, const char *reason);
 
+/* An ok response whose payload is already serialized JSON (BORROWED). */
+void pd_send_ok_text(pd_conn *c, const char *id, const char *payload, size_t len);
 /* Responses. `details` and `payload` are STOLEN (may be NULL). */
 void pd_send_ok(pd_conn *c, const char *id, json_t *payload);
 void pd_send_error(pd_conn *c, const char *id, const char *code, const char *message, json_t *details);

@@ -22,13 +22,18 @@ static void m_health(pd_conn *c, const char *id, const json_t *params)
 	bool probe = json_is_true(json_object_get(params, "probe"));
 	if (probe || !gw->health || pd_now_ms() - gw->health_ts >= gw->cfg->health_refresh_ms)
 		pd_health_refresh(gw, true);
-	json_t *r = json_deep_copy(gw->health);
-	if (!r) {
-		pd_send_error(c, id, "UNAVAILABLE", "out of memory", NULL);
-		return;
+	if (!gw->health_result) {
+		/* serialized once per refresh, not per call */
+		json_t *r = json_deep_copy(gw->health);
+		if (r && json_object_set_new(r, "modelRuntime", model_runtime()) == 0)
+			gw->health_result = pd_json_dump(r, &gw->health_result_len);
+		json_decref(r);
+		if (!gw->health_result) {
+			pd_send_error(c, id, "UNAVAILABLE", "out of memory", NULL);
+			return;
+		}
 	}
-	json_object_set_new(r, "modelRuntime", model_runtime());
-	pd_send_ok(c, id, r);
+	pd_send_ok_text(c, id, gw->health_result, gw->health_result_len);
 }
 
 static void m_status(pd_conn *c, const char *id, const json_t *params)

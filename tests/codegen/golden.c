@@ -22,7 +22,7 @@
 #include "pg.h"
 
 static const char *const outputs[] = {"oc_types.h", "oc_tables.c", "oc_protocol.h", "oc_index.c", "oc_methods.def",
-					"oc_negative.json", NULL};
+					"oc_negative.json", "oc_client.h", NULL};
 
 static char *slurp(const char *path)
 {
@@ -131,8 +131,11 @@ static int run_case(const char *dir, const char *name, bool update)
 			snprintf(cmd, sizeof cmd,
 				 "cc -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes "
 				 "-Wno-missing-field-initializers -Iruntime -I%s -c %s/oc_tables.c -o %s/t.o && "
-				 "cc -std=gnu11 -Wall -Wextra -Werror -Iruntime -I%s -c %s/oc_index.c -o %s/i.o",
-				 out, out, out, out, out, out);
+				 "cc -std=gnu11 -Wall -Wextra -Werror -Iruntime -I%s -c %s/oc_index.c -o %s/i.o && "
+				 "cc -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes "
+				 "-Wno-missing-field-initializers -Iruntime -Iclients -I%s -include oc_client.h -x c -c /dev/null "
+				 "-o %s/c.o",
+				 out, out, out, out, out, out, out, out);
 			if (system(cmd) != 0) {
 				printf("FAIL %s: generated code does not compile\n", name);
 				result = -1;
