@@ -4,6 +4,7 @@
  *
  *   pincer gateway call <method> [--params JSON] [--expect-final] [--timeout ms]
  *   pincer gateway status
+ *   pincer gateway probe
  *   pincer health | status
  *   pincer devices list | approve <requestId> | reject <requestId>
  *                | remove <deviceId> | rotate <deviceId> [--role R] | revoke <deviceId> [--role R]
@@ -51,6 +52,7 @@ static void usage(FILE *f)
 	      "  health                         gateway health\n"
 	      "  status                         gateway status\n"
 	      "  gateway status                 connect and summarise hello-ok\n"
+	      "  gateway probe                  connect as a probe; try health, status, system-presence\n"
 	      "  gateway call METHOD [--params JSON] [--expect-final] [--timeout MS]\n"
 	      "  devices list\n"
 	      "  devices approve|reject REQUEST_ID\n"
@@ -325,7 +327,7 @@ static void scope_add(scope_set *s, const char *sc)
 		s->v[s->n++] = sc;
 }
 
-static pc_cl *open_client(const args *a, const scope_set *sc, pc_cl_error *err)
+static pc_cl *open_client_mode(const args *a, const scope_set *sc, const char *mode, pc_cl_error *err)
 {
 	char idpath[4096] = "";
 	bool dev = a->device || a->identity;
@@ -343,7 +345,7 @@ static pc_cl *open_client(const args *a, const scope_set *sc, pc_cl_error *err)
 	    .token = a->token,
 	    .password = a->password,
 	    .client_id = "cli",
-	    .client_mode = "cli",
+	    .client_mode = mode,
 	    .role = "operator",
 	    .scopes = sc->v,
 	    .n_scopes = sc->n,
@@ -352,6 +354,53 @@ static pc_cl *open_client(const args *a, const scope_set *sc, pc_cl_error *err)
 	    .timeout_ms = a->timeout_ms > 0 && a->timeout_ms < 15000 ? a->timeout_ms : 15000,
 	};
 	return pc_cl_connect(&o, err);
+}
+
+static pc_cl *open_client(const args *a, const scope_set *sc, pc_cl_error *err)
+{
+	return open_client_mode(a, sc, "cli", err);
+}
+
+/* gateway probe: connect as cli/probe (as `openclaw gateway probe` does) and
+ * try health, status and system-presence; the capability says what worked.
+ * A device-less probe gets no operator scopes from a gateway that follows
+ * upstream, so only health answers: "connected_no_operator_scope". */
+static int cmd_gateway_probe(const args *a)
+{
+	scope_set sc = {{"operator.read"}, 1};
+	pc_cl_error err = {0};
+	pc_cl *cl = open_client_mode(a, &sc, "probe", &err);
+	if (!cl) {
+		int rc = report_error(a, &err, false);
+		pc_cl_error_clear(&err);
+		return rc;
+	}
+	static const char *const methods[] = {"health", "status", "system-presence"};
+	json_t *checks = json_object();
+	bool ok[3] = {false, false, false};
+	for (size_t i = 0; i < 3; i++) {
+		json_t *p = json_object();
+		json_t *res = pc_cl_call(cl, methods[i], p, false, a->timeout_ms, &err);
+		json_decref(p);
+		ok[i] = res != NULL;
+		json_object_set_new(checks, methods[i],
+		                    res ? json_pack("{s:b}", "ok", 1)
+		                        : json_pack("{s:b, s:s?, s:s?}", "ok", 0, "code", err.code, "message", err.message));
+		json_decref(res);
+		pc_cl_error_clear(&err);
+	}
+	const char *cap = ok[1] && ok[2] ? "connected" : ok[0] ? "connected_no_operator_scope" : "degraded";
+	json_t *sum = json_pack("{s:b, s:s, s:s, s:o}", "ok", 1, "url", pc_cl_url(cl), "capability", cap, "checks", checks);
+	if (a->json) {
+		print_json(sum);
+	} else {
+		printf("Gateway   %s (reachable)\nCapability %s\n", pc_cl_url(cl), cap);
+		for (size_t i = 0; i < 3; i++)
+			printf("  %-16s %s\n", methods[i], ok[i] ? "ok" : "refused");
+	}
+	json_decref(sum);
+	pc_cl_close(cl);
+	return 0;
 }
 
 /* Connects with `sc`, calls method, prints. Returns the exit code. */
@@ -555,6 +604,8 @@ int main(int argc, char **argv)
 		rc = cmd_gateway_call(&a);
 	} else if (strcmp(c, "gateway") == 0 && strcmp(sub, "status") == 0 && a.npos == 2) {
 		rc = cmd_gateway_status(&a);
+	} else if (strcmp(c, "gateway") == 0 && strcmp(sub, "probe") == 0 && a.npos == 2) {
+		rc = cmd_gateway_probe(&a);
 	} else if (strcmp(c, "devices") == 0) {
 		rc = cmd_devices(&a);
 	} else {

@@ -846,6 +846,15 @@ static void test_cli(void **state)
 	assert_true(json_is_array(json_object_get(j, "paired")));
 	json_decref(j);
 
+	/* a device-less probe keeps no operator scopes (as upstream): only
+	 * health answers */
+	assert_int_equal(run_cli("gateway probe --json", &j), 0);
+	assert_string_equal(json_string_value(json_object_get(j, "capability")), "connected_no_operator_scope");
+	json_t *checks = json_object_get(j, "checks");
+	assert_true(json_is_true(json_object_get(json_object_get(checks, "health"), "ok")));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(checks, "status"), "code")), "FORBIDDEN");
+	json_decref(j);
+
 	assert_int_equal(run_cli("gateway frobnicate", &j), 2);
 	json_decref(j);
 	assert_int_equal(run_cli("--url ws://127.0.0.1:1 health", &j), 3);
