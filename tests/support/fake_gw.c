@@ -70,6 +70,8 @@ void fake_gw_fini(fake_gw *f)
 	gw->health = NULL;
 	json_decref(gw->presence_cache);
 	gw->presence_cache = NULL;
+	pc_mfree(gw->health_result);
+	gw->health_result = NULL;
 	pd_rl_fini(&gw->rl);
 	pd_pairing_close(gw);
 	pd_agent_fini(gw);
