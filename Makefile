@@ -117,13 +117,14 @@ install: deps $(INSTALL_BINS) $(BUILD)/libpincer-client.a $(BUILD)/libpincer-pro
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(PINCER_VERSION)|' clients/pincer.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/pincer.pc
 
-# The documented example builds against an installed SDK with pkg-config only.
+# The documented examples build against an installed SDK with pkg-config only
+# (with the sanitizer flags when the installed libraries are a sanitizer build).
 test-install:
 	@rm -rf $(BUILD)/install-test
 	@$(MAKE) --no-print-directory install DESTDIR= PREFIX=$(CURDIR)/$(BUILD)/install-test >/dev/null
 	PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/install-test/lib/pkgconfig \
-	  sh -c '$(CC) -Wall -Werror docs/sdk-example.c $$(pkg-config --cflags --libs pincer) -o $(BUILD)/install-test/sdk-example && \
-	         $(CC) -Wall -Werror docs/sdk-stubs-example.c $$(pkg-config --cflags --libs pincer) -o $(BUILD)/install-test/sdk-stubs-example'
+	  sh -c '$(CC) $(SANFLAGS) -Wall -Werror docs/sdk-example.c $$(pkg-config --cflags --libs pincer) -o $(BUILD)/install-test/sdk-example && \
+	         $(CC) $(SANFLAGS) -Wall -Werror docs/sdk-stubs-example.c $$(pkg-config --cflags --libs pincer) -o $(BUILD)/install-test/sdk-stubs-example'
 	@echo "docs/sdk-example.c and docs/sdk-stubs-example.c build against the installed SDK: 2 passed, 0 failed"
 
 # ---- generated protocol code ----------------------------------------------
