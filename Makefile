@@ -239,10 +239,15 @@ test: deps check-gen
 
 # Conformance suite against a pincerd the runner starts itself (fresh state
 # dir, free port); every frame the daemon sends is schema-validated.
-test-conform: deps bin/pincerd bin/pincer-conform bin/pincer
+# The SDK example as a client the referee judges.
+$(BUILD)/sdk-example: docs/sdk-example.c $(BUILD)/libpincer-client.a
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libpincer-client.a $(LDFLAGS) $(LDLIBS)
+
+test-conform: deps bin/pincerd bin/pincer-conform bin/pincer $(BUILD)/sdk-example
 	bin/pincer-conform --self-test tests/fixtures/vectors
 	bin/pincer-conform --pincerd bin/pincerd --scenarios tests/conformance
 	bin/pincer-conform --serve --scenarios tests/conformance/clients
+	bin/pincer-conform --serve --scenarios tests/conformance/clients-sdk --client-cmd '$(BUILD)/sdk-example {url} {token} hi'
 
 run: all
 	exec bin/pincerd
