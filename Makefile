@@ -169,7 +169,8 @@ FUZZ_SUPPORT := tests/support/fake_gw.c tests/support/fake_gw.h tests/support/lw
 $(BUILD)/tests/test_handshake: $(FUZZ_SUPPORT)
 $(BUILD)/tests/test_sessions: $(FUZZ_SUPPORT)
 # test_client includes the client sources and drives bin/pincer and bin/pincerd
-$(BUILD)/tests/test_client: $(CLI_LIB_SRC) clients/pincer_client.h clients/pc_cl_int.h bin/pincer bin/pincerd
+$(BUILD)/tests/test_client $(BUILD)/tests/test_client_stubs: $(CLI_LIB_SRC) clients/pincer_client.h clients/pc_cl_int.h \
+  tests/support/daemon.c bin/pincer bin/pincerd
 
 $(BUILD)/tests/fuzz_server_replay: tests/fuzz/fuzz_server.c $(FUZZ_SUPPORT) $(TEST_LIBS)
 	@mkdir -p $(dir $@)

@@ -15,105 +15,26 @@
 
 #include "oc_client.h"
 
-#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <cmocka.h>
 
-static struct {
-	pid_t pid;
-	int port;
-	char dir[256];
-	char url[64];
-} D = {.pid = -1};
-
-static int free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t al = sizeof a;
-	int port = -1;
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &al) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
-static bool accepts(int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-	                        .sin_port = htons((uint16_t)port)};
-	bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
-
-/* bin/pincerd, or $PINCERD (e.g. a sanitizer build kept elsewhere) */
-static const char *daemon_path(void)
-{
-	const char *p = getenv("PINCERD");
-	return p && *p ? p : "bin/pincerd";
-}
+#include "support/daemon.c"
 
 static int start_daemon(void **state)
 {
 	(void)state;
-	snprintf(D.dir, sizeof D.dir, "%s/pincer-stubs-test.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	if (!mkdtemp(D.dir) || access(daemon_path(), X_OK) != 0) {
-		fprintf(stderr, "test_client_stubs: needs %s (run from the repository root)\n", daemon_path());
-		return -1;
-	}
-	D.port = free_port();
-	snprintf(D.url, sizeof D.url, "ws://127.0.0.1:%d", D.port);
-	char port[16], state_dir[300], log[300];
-	snprintf(port, sizeof port, "%d", D.port);
-	snprintf(state_dir, sizeof state_dir, "%s/state", D.dir);
-	snprintf(log, sizeof log, "%s/pincerd.log", D.dir);
-	D.pid = fork();
-	if (D.pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execl(daemon_path(), "pincerd", "--port", port, "--token", "t", "--state-dir", state_dir, (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 200; i++) {
-		if (accepts(D.port))
-			return 0;
-		int st;
-		if (waitpid(D.pid, &st, WNOHANG) == D.pid) {
-			D.pid = -1;
-			break;
-		}
-		usleep(50 * 1000);
-	}
-	fprintf(stderr, "test_client_stubs: %s did not start (see %s)\n", daemon_path(), log);
-	return -1;
+	return daemon_start("stubs-test", NULL);
 }
 
 static int stop_daemon(void **state)
 {
 	(void)state;
-	if (D.pid > 0) {
-		kill(D.pid, SIGTERM);
-		waitpid(D.pid, NULL, 0);
-		D.pid = -1;
-	}
-	char cmd[400];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", D.dir);
-	if (D.dir[0] && system(cmd) != 0)
-		fprintf(stderr, "test_client_stubs: cannot remove %s\n", D.dir);
+	daemon_stop("stubs-test");
 	return 0;
 }
 
