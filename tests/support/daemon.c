@@ -1,7 +1,11 @@
 /*
  * daemon.c - a bin/pincerd for tests that talk to a real gateway: started on
  * a free loopback port with a fresh state dir and `--token t`, stopped with
- * SIGTERM. Single-TU support code: `#include "support/daemon.c"` once.
+ * SIGTERM. Single-TU support code: `#include "support/daemon.c"` once, after
+ * defining DAEMON_WHO (a short name for messages and the temp dir) and, if
+ * the daemon needs them, DAEMON_ENV ("NAME=value" strings for its
+ * environment, NULL-terminated). daemon_setup/daemon_teardown are the
+ * cmocka group fixtures.
  *
  * State lives in D (one daemon per test program). Runs from the repository
  * root; $PINCERD names another binary (e.g. a sanitizer build kept elsewhere).
@@ -57,11 +61,20 @@ static const char *daemon_path(void)
 	return p && *p ? p : "bin/pincerd";
 }
 
-/* Starts the daemon (env: NULL or "NAME=value" strings, NULL-terminated, set
- * in the child only) and waits until it accepts. 0, or -1 with a message
- * naming `who`. */
-static int daemon_start(const char *who, const char *const *env)
+#ifndef DAEMON_WHO
+#error "define DAEMON_WHO before including support/daemon.c"
+#endif
+#ifndef DAEMON_ENV
+#define DAEMON_ENV NULL
+#endif
+
+/* Starts the daemon (DAEMON_ENV set in the child only) and waits until it
+ * accepts. 0, or -1 with a message. */
+static int daemon_setup(void **state)
 {
+	(void)state;
+	const char *who = DAEMON_WHO;
+	const char *const *env = DAEMON_ENV;
 	snprintf(D.dir, sizeof D.dir, "%s/pincer-%s.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", who);
 	if (!mkdtemp(D.dir) || access(daemon_path(), X_OK) != 0) {
 		fprintf(stderr, "%s: needs %s (run from the repository root)\n", who, daemon_path());
@@ -100,8 +113,10 @@ static int daemon_start(const char *who, const char *const *env)
 }
 
 /* Stops the daemon (if a test has not already) and removes its state. */
-static void daemon_stop(const char *who)
+static int daemon_teardown(void **state)
 {
+	(void)state;
+	const char *who = DAEMON_WHO;
 	if (D.pid > 0) {
 		kill(D.pid, SIGTERM);
 		waitpid(D.pid, NULL, 0);
@@ -111,4 +126,5 @@ static void daemon_stop(const char *who)
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", D.dir);
 	if (D.dir[0] && system(cmd) != 0)
 		fprintf(stderr, "%s: cannot remove %s\n", who, D.dir);
+	return 0;
 }

@@ -25,21 +25,9 @@
 #include <cmocka.h>
 
 static const char *const daemon_env[] = {"PINCER_TICK_INTERVAL_MS=200", NULL}; /* exercises the client's tick watchdog */
-
+#define DAEMON_WHO "client-test"
+#define DAEMON_ENV daemon_env
 #include "support/daemon.c"
-
-static int start_daemon(void **state)
-{
-	(void)state;
-	return daemon_start("client-test", daemon_env);
-}
-
-static int stop_daemon(void **state)
-{
-	(void)state;
-	daemon_stop("client-test");
-	return 0;
-}
 
 static const char *const READ[] = {"operator.read"};
 static const char *const WRITE[] = {"operator.read", "operator.write"};
@@ -900,7 +888,7 @@ int main(void)
 	size_t total = sizeof tests / sizeof tests[0];
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
-	int failed = cmocka_run_group_tests(tests, start_daemon, stop_daemon);
+	int failed = cmocka_run_group_tests(tests, daemon_setup, daemon_teardown);
 	if (failed < 0) /* the group setup failed: nothing ran */
 		failed = (int)total;
 	printf("%zu passed, %d failed\n", total - (size_t)failed, failed);

@@ -23,20 +23,8 @@
 
 #include <cmocka.h>
 
+#define DAEMON_WHO "stubs-test"
 #include "support/daemon.c"
-
-static int start_daemon(void **state)
-{
-	(void)state;
-	return daemon_start("stubs-test", NULL);
-}
-
-static int stop_daemon(void **state)
-{
-	(void)state;
-	daemon_stop("stubs-test");
-	return 0;
-}
 
 static const char *const READ[] = {"operator.read"};
 static const char *const WRITE[] = {"operator.read", "operator.write"};
@@ -262,7 +250,7 @@ int main(void)
 	size_t total = sizeof tests / sizeof tests[0];
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
-	int failed = cmocka_run_group_tests(tests, start_daemon, stop_daemon);
+	int failed = cmocka_run_group_tests(tests, daemon_setup, daemon_teardown);
 	if (failed < 0) /* the group setup failed: nothing ran */
 		failed = (int)total;
 	printf("%zu passed, %d failed\n", total - (size_t)failed, failed);
