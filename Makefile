@@ -165,12 +165,14 @@ $(BUILD)/tests/fuzz_frame_replay: tests/fuzz/fuzz_frame.c $(TEST_LIBS)
 	$(CC) $(CFLAGS) -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LDLIBS)
 
 # tests/support is compiled into these programs (single-TU includes)
-FUZZ_SUPPORT := tests/support/fake_gw.c tests/support/fake_gw.h tests/support/lws_stub.c
+FUZZ_SUPPORT := tests/support/fake_gw.c tests/support/fake_gw.h tests/support/lws_stub.c tests/support/tmpdir.c
+$(BUILD)/tests/test_child $(BUILD)/tests/test_config: tests/support/tmpdir.c
+$(BUILD)/tests/test_store $(BUILD)/tests/test_sessions: tests/support/tmpdir.c tests/support/sqlite_peek.c
 $(BUILD)/tests/test_handshake: $(FUZZ_SUPPORT)
 $(BUILD)/tests/test_sessions: $(FUZZ_SUPPORT)
 # test_client includes the client sources and drives bin/pincer and bin/pincerd
 $(BUILD)/tests/test_client $(BUILD)/tests/test_client_stubs: $(CLI_LIB_SRC) clients/pincer_client.h clients/pc_cl_int.h \
-  tests/support/daemon.c bin/pincer bin/pincerd
+  tests/support/daemon.c tests/support/tmpdir.c bin/pincer bin/pincerd
 
 $(BUILD)/tests/fuzz_server_replay: tests/fuzz/fuzz_server.c $(FUZZ_SUPPORT) $(TEST_LIBS)
 	@mkdir -p $(dir $@)

@@ -17,6 +17,7 @@
  * replay:    build/tests/fuzz_server_replay FILE...   (run by make test-unit
  *            on tests/fuzz/corpus_server)
  */
+#define _GNU_SOURCE /* nftw (support/tmpdir.c) */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -22,6 +22,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tmpdir.c"
+
 static struct {
 	pid_t pid;
 	int port;
@@ -75,8 +77,7 @@ static int daemon_setup(void **state)
 	(void)state;
 	const char *who = DAEMON_WHO;
 	const char *const *env = DAEMON_ENV;
-	snprintf(D.dir, sizeof D.dir, "%s/pincer-%s.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", who);
-	if (!mkdtemp(D.dir) || access(daemon_path(), X_OK) != 0) {
+	if (access(daemon_path(), X_OK) != 0 || tmpdir_make(D.dir, sizeof D.dir, who) != 0) {
 		fprintf(stderr, "%s: needs %s (run from the repository root)\n", who, daemon_path());
 		return -1;
 	}
@@ -116,15 +117,11 @@ static int daemon_setup(void **state)
 static int daemon_teardown(void **state)
 {
 	(void)state;
-	const char *who = DAEMON_WHO;
 	if (D.pid > 0) {
 		kill(D.pid, SIGTERM);
 		waitpid(D.pid, NULL, 0);
 		D.pid = -1;
 	}
-	char cmd[400];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", D.dir);
-	if (D.dir[0] && system(cmd) != 0)
-		fprintf(stderr, "%s: cannot remove %s\n", who, D.dir);
+	tmpdir_remove(D.dir);
 	return 0;
 }

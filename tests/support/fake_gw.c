@@ -11,6 +11,7 @@
 #include "fake_gw.h"
 #include "pairing.h"
 #include "pc_alloc.h"
+#include "tmpdir.c"
 
 void fake_gw_init(fake_gw *f, pd_auth_mode mode, const char *token, const char *password)
 {
@@ -22,8 +23,7 @@ void fake_gw_init(fake_gw *f, pd_auth_mode mode, const char *token, const char *
 	cfg->auth_mode = mode;
 	cfg->token = (char *)token;
 	cfg->password = (char *)password;
-	snprintf(f->state_dir, sizeof f->state_dir, "/tmp/pincer-fake-gw-XXXXXX");
-	if (!mkdtemp(f->state_dir))
+	if (tmpdir_make(f->state_dir, sizeof f->state_dir, "fake-gw") != 0)
 		abort();
 	cfg->state_dir = f->state_dir;
 	cfg->config_path = NULL;
@@ -78,10 +78,7 @@ void fake_gw_fini(fake_gw *f)
 	while (uv_run(&gw->loop, UV_RUN_NOWAIT))
 		;
 	uv_loop_close(&gw->loop);
-	char cmd[sizeof f->state_dir + 16];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->state_dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "fake_gw: could not remove %s\n", f->state_dir);
+	tmpdir_remove(f->state_dir);
 	pd_handshake_cleanup();
 }
 

@@ -11,7 +11,6 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -25,6 +24,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "support/tmpdir.c"
 #include <jansson.h>
 #include <uv.h>
 
@@ -40,21 +41,12 @@ typedef struct fixture {
 	uv_loop_t loop;
 } fixture;
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int setup(void **state)
 {
 	fixture *f = calloc(1, sizeof *f);
 	if (!f)
 		return -1;
-	snprintf(f->dir, sizeof f->dir, "/tmp/pincer-child-XXXXXX");
-	if (!mkdtemp(f->dir) || uv_loop_init(&f->loop) != 0) {
+	if (tmpdir_make(f->dir, sizeof f->dir, "child") != 0 || uv_loop_init(&f->loop) != 0) {
 		free(f);
 		return -1;
 	}
@@ -68,7 +60,7 @@ static int teardown(void **state)
 	fixture *f = *state;
 	uv_run(&f->loop, UV_RUN_DEFAULT);
 	int rc = uv_loop_close(&f->loop); /* UV_EBUSY: a handle was left open */
-	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	tmpdir_remove(f->dir);
 	free(f);
 	/* nothing left to reap: every child was waited for */
 	errno = 0;

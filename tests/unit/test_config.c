@@ -6,8 +6,7 @@
  * Every test runs with a fresh mkdtemp directory as $HOME and a clean
  * environment, so the default state dir is <tmp>/home/.pincer.
  */
-#define _GNU_SOURCE /* nftw */
-#include <ftw.h>
+#define _GNU_SOURCE /* nftw (support/tmpdir.c) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -20,6 +19,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "support/tmpdir.c"
 
 #include "pc_alloc.h"
 #include "pd_config.h"
@@ -60,22 +61,13 @@ static int setup(void **state)
 	(void)state;
 	for (size_t i = 0; i < COUNT(env_vars); i++)
 		unsetenv(env_vars[i]);
-	snprintf(tmp, sizeof tmp, "/tmp/pincer-test-config.XXXXXX");
-	if (!mkdtemp(tmp))
+	if (tmpdir_make(tmp, sizeof tmp, "test-config") != 0)
 		return -1;
 	if (mkdir(P("home"), 0755) != 0)
 		return -1;
 	setenv("HOME", P("home"), 1);
 	err[0] = '\0';
 	return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
 }
 
 static int teardown(void **state)
@@ -85,8 +77,7 @@ static int teardown(void **state)
 		unsetenv(env_vars[i]);
 	pc_alloc_fail_after(-1);
 	/* make anything a test locked down removable again, then remove it all */
-	chmod(tmp, 0700);
-	return nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return tmpdir_remove(tmp);
 }
 
 /* Loads with argv = {"pincerd", args..., NULL}; the message lands in `err`. */

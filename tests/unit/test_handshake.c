@@ -34,7 +34,7 @@
  *    2.14 can return non-JSON text after a failed allocation (see the
  *    json_dumps wrapper below); the sweep exempts json_dumps for that reason.
  */
-#define _GNU_SOURCE /* strdup */
+#define _GNU_SOURCE /* strdup; nftw (support/tmpdir.c) */
 #include <dirent.h>
 #include <dlfcn.h>
 #include <setjmp.h>

@@ -6,9 +6,8 @@
  * checked as a frame and its payload against the method's result schema,
  * and every params object the tests send against the params schema.
  */
-#define _GNU_SOURCE /* nftw */
+#define _GNU_SOURCE /* nftw (support/tmpdir.c) */
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,6 +30,7 @@
 #include "sessions.h"
 #include "store.h"
 #include "support/fake_gw.c"
+#include "support/sqlite_peek.c"
 
 /* ---- store fixture ---------------------------------------------------------------- */
 
@@ -39,14 +39,6 @@ typedef struct fixture {
 	char db[192]; /* <tmp>/state/pincer.sqlite */
 	pd_store *s;
 } fixture;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static pd_store *open_store(const fixture *f)
 {
@@ -62,8 +54,7 @@ static int setup(void **state)
 	fixture *f = calloc(1, sizeof *f);
 	if (!f)
 		return -1;
-	snprintf(f->tmp, sizeof f->tmp, "/tmp/pincer-sessions-XXXXXX");
-	if (!mkdtemp(f->tmp))
+	if (tmpdir_make(f->tmp, sizeof f->tmp, "sessions") != 0)
 		return -1;
 	snprintf(f->db, sizeof f->db, "%s/state/pincer.sqlite", f->tmp);
 	f->s = open_store(f);
@@ -77,7 +68,7 @@ static int teardown(void **state)
 {
 	fixture *f = *state;
 	pd_store_close(f->s);
-	nftw(f->tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	tmpdir_remove(f->tmp);
 	free(f);
 	return 0;
 }
@@ -87,33 +78,6 @@ static void reopen(fixture *f)
 	pd_store_close(f->s);
 	f->s = open_store(f);
 	assert_non_null(f->s);
-}
-
-/* SQL behind the store's back (the store is closed). */
-static void exec_sql(const fixture *f, const char *sql)
-{
-	sqlite3 *db = NULL;
-	assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-	char *msg = NULL;
-	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-	if (rc != SQLITE_OK)
-		fprintf(stderr, "exec_sql: %s\n", msg);
-	sqlite3_free(msg);
-	sqlite3_close(db);
-	assert_int_equal(rc, SQLITE_OK);
-}
-
-static int user_version(const fixture *f)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	int v = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
 }
 
 static json_t *msg(const char *role, const char *text, int64_t ts)
@@ -407,12 +371,12 @@ static void test_migration_from_v1(void **state)
 	assert_int_equal(pd_store_paired_put(f->s, dev, 1), 0);
 	pd_store_close(f->s);
 	f->s = NULL;
-	assert_int_equal(user_version(f), 2);
+	assert_int_equal(peek_user_version(f->db), 2);
 	/* what a version 1 database looks like */
-	exec_sql(f, "DROP TABLE messages; DROP TABLE sessions; PRAGMA user_version = 1;");
-	assert_int_equal(user_version(f), 1);
+	peek_exec(f->db, "DROP TABLE messages; DROP TABLE sessions; PRAGMA user_version = 1;");
+	assert_int_equal(peek_user_version(f->db), 1);
 	reopen(f);
-	assert_int_equal(user_version(f), PD_STORE_SCHEMA_VERSION);
+	assert_int_equal(peek_user_version(f->db), PD_STORE_SCHEMA_VERSION);
 	assert_int_equal(PD_STORE_SCHEMA_VERSION, 2);
 	/* version 1 data is kept, the new tables work */
 	json_t *got = pd_store_paired_get(f->s, "dev-1");
@@ -428,24 +392,24 @@ static void test_migration_from_v1(void **state)
 	/* a newer schema is refused */
 	pd_store_close(f->s);
 	f->s = NULL;
-	exec_sql(f, "PRAGMA user_version = 3");
+	peek_exec(f->db, "PRAGMA user_version = 3");
 	char err[512] = "";
 	assert_null(pd_store_open(f->tmp, err, sizeof err));
 	assert_non_null(strstr(err, "newer"));
-	exec_sql(f, "PRAGMA user_version = 2");
+	peek_exec(f->db, "PRAGMA user_version = 2");
 	reopen(f);
 
 	/* a version 1 database whose migration cannot run (a table is in the
 	 * way) is refused with a message, and left as it was */
 	pd_store_close(f->s);
 	f->s = NULL;
-	exec_sql(f, "DROP TABLE messages; DROP TABLE sessions; CREATE TABLE messages(x); PRAGMA user_version = 1;");
+	peek_exec(f->db, "DROP TABLE messages; DROP TABLE sessions; CREATE TABLE messages(x); PRAGMA user_version = 1;");
 	assert_null(pd_store_open(f->tmp, err, sizeof err));
 	assert_non_null(strstr(err, "migrate"));
-	assert_int_equal(user_version(f), 1);
-	exec_sql(f, "DROP TABLE messages;");
+	assert_int_equal(peek_user_version(f->db), 1);
+	peek_exec(f->db, "DROP TABLE messages;");
 	reopen(f);
-	assert_int_equal(user_version(f), 2);
+	assert_int_equal(peek_user_version(f->db), 2);
 }
 
 static void test_corrupt_rows(void **state)
@@ -456,7 +420,7 @@ static void test_corrupt_rows(void **state)
 	add(f->s, "agent:main:c", "main", "user", "three", 102);
 	pd_store_close(f->s);
 	f->s = NULL;
-	exec_sql(f, "UPDATE messages SET record = 'not json' WHERE seq = 2;"
+	peek_exec(f->db, "UPDATE messages SET record = 'not json' WHERE seq = 2;"
 	            "UPDATE sessions SET record = '[1]' WHERE session_key = 'agent:main:c';");
 	reopen(f);
 	json_t *msgs = pd_store_messages(f->s, "agent:main:c", 0, 0);

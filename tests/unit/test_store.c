@@ -6,7 +6,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -26,6 +25,8 @@
 
 #include "pc_alloc.h"
 #include "store.h"
+#include "support/sqlite_peek.c"
+#include "support/tmpdir.c"
 
 #define TTL 300000 /* upstream's pending TTL, 5 minutes */
 
@@ -37,21 +38,12 @@ typedef struct fixture {
 	char db[192];    /* <state>/state/pincer.sqlite */
 } fixture;
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int setup(void **state)
 {
 	fixture *f = calloc(1, sizeof *f);
 	if (!f)
 		return -1;
-	snprintf(f->tmp, sizeof f->tmp, "/tmp/pincer-store-XXXXXX");
-	if (!mkdtemp(f->tmp))
+	if (tmpdir_make(f->tmp, sizeof f->tmp, "store") != 0)
 		return -1;
 	snprintf(f->state, sizeof f->state, "%s/sd", f->tmp);
 	snprintf(f->db, sizeof f->db, "%s/state/pincer.sqlite", f->state);
@@ -62,7 +54,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	fixture *f = *state;
-	nftw(f->tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	tmpdir_remove(f->tmp);
 	free(f);
 	return 0;
 }
@@ -75,20 +67,6 @@ static pd_store *open_ok(const fixture *f)
 		fprintf(stderr, "open failed: %s\n", err);
 	assert_non_null(s);
 	return s;
-}
-
-/* Runs SQL on the database behind the store's back (the store is closed). */
-static void exec_sql(const fixture *f, const char *sql)
-{
-	sqlite3 *db = NULL;
-	assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-	char *msg = NULL;
-	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-	if (rc != SQLITE_OK)
-		fprintf(stderr, "exec_sql: %s\n", msg);
-	sqlite3_free(msg);
-	sqlite3_close(db);
-	assert_int_equal(rc, SQLITE_OK);
 }
 
 static int mode_of(const char *path)
@@ -206,14 +184,7 @@ static void test_open_creates_private_files(void **state)
 	umask(old);
 
 	/* the schema is versioned */
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), PD_STORE_SCHEMA_VERSION);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	assert_int_equal(peek_user_version(f->db), PD_STORE_SCHEMA_VERSION);
 	pd_store_close(NULL);
 }
 
@@ -288,7 +259,7 @@ static void test_bad_files(void **state)
 	/* a schema from a newer pincerd */
 	assert_int_equal(unlink(f->db), 0);
 	pd_store_close(open_ok(f));
-	exec_sql(f, "PRAGMA user_version = 3");
+	peek_exec(f->db, "PRAGMA user_version = 3");
 	assert_null(pd_store_open(f->state, err, sizeof err));
 	assert_non_null(strstr(err, "newer"));
 
@@ -333,12 +304,12 @@ static void test_identity(void **state)
 
 	/* a damaged key is an error, not silently replaced */
 	capture cap;
-	exec_sql(f, "UPDATE identity SET secret_key = zeroblob(64)");
+	peek_exec(f->db, "UPDATE identity SET secret_key = zeroblob(64)");
 	s = open_ok(f);
 	capture_begin(&cap, f);
 	int rc1 = pd_store_gateway_identity(s, pk2, sk2);
 	pd_store_close(s);
-	exec_sql(f, "UPDATE identity SET secret_key = x'00'");
+	peek_exec(f->db, "UPDATE identity SET secret_key = x'00'");
 	s = open_ok(f);
 	int rc2 = pd_store_gateway_identity(s, pk2, sk2);
 	char *log = capture_end(&cap);
@@ -660,7 +631,7 @@ static void test_corrupt_records(void **state)
 	put_pending(s, "req-2", "dev-a", 2000);
 	pd_store_close(s);
 
-	exec_sql(f, "UPDATE paired SET record = '{\"deviceId\":\"dev-a\",\"token\":\"SECRET-MARKER' "
+	peek_exec(f->db, "UPDATE paired SET record = '{\"deviceId\":\"dev-a\",\"token\":\"SECRET-MARKER' "
 	            "WHERE device_id = 'dev-a';"
 	            "INSERT INTO paired VALUES('dev-x', '[\"SECRET-MARKER\"]', 1);"
 	            "INSERT INTO paired VALUES('dev-y', '{\"deviceId\":\"dev-z\"}', 1);"
