@@ -111,6 +111,7 @@ struct pd_conn {
 	char *client_display_name, *client_device_family, *client_model_identifier;
 	char *client_instance_id, *client_time_zone;
 	char device_id[65];  /* the proven device, or "" */
+	bool device_token_auth; /* authenticated with that device's token */
 	bool presence_tracked; /* listed in presence (not cli/backend/probe) */
 	uint64_t seq;        /* last event seq sent */
 	int unauthorized_role_errors; /* consecutive; > 10 closes the socket */

@@ -231,6 +231,10 @@ static json_t *paired_view(pd_gw *gw, const json_t *rec)
 	json_array_foreach (json_object_get(rec, "tokens"), i, t)
 		json_array_append_new(tokens, token_summary(t));
 	json_object_set_new(v, "tokens", tokens);
+	json_t *legacy = json_object_get(v, "label"); /* pincer before 2026-11-21 */
+	if (legacy && !json_object_get(v, "operatorLabel"))
+		json_object_set(v, "operatorLabel", legacy);
+	json_object_del(v, "label");
 	json_object_set_new(v, "connected", json_boolean(device_connected(gw, jstr(rec, "deviceId"))));
 	return v;
 }
@@ -333,9 +337,10 @@ static void broadcast_resolved(pd_gw *gw, const char *request_id, const char *de
 	json_decref(e);
 }
 
-static void broadcast_changed(pd_gw *gw, const char *device_id)
+/* upstream's payload is {}: clients re-list */
+static void broadcast_changed(pd_gw *gw)
 {
-	json_t *e = json_pack("{s:s, s:I}", "deviceId", device_id, "ts", (json_int_t)pd_now_ms());
+	json_t *e = json_object();
 	if (e)
 		pd_broadcast(gw, OC_EVENT_device_pair_changed, e);
 	json_decref(e);
@@ -598,8 +603,10 @@ bool pd_device_connect(pd_conn *c, const char *id, const oc_ConnectParams *p, pd
 	}
 	ok = true;
 out:
-	if (ok)
+	if (ok) {
 		snprintf(c->device_id, sizeof c->device_id, "%s", p->device.id);
+		c->device_token_auth = grant->by_device_token;
+	}
 	json_decref(rec);
 	json_decref(scopes);
 	return ok;
@@ -615,6 +622,72 @@ static bool store_ok(pd_conn *c, const char *id)
 	return false;
 }
 
+/* ---- who may manage which device (upstream's device-management authz) ----
+ * A caller speaks for a device only when it authenticated with that device's
+ * token; a shared-secret operator with a device identity is not "the device".
+ * Without operator.admin, such a caller manages only its own device, and only
+ * its operator role. */
+
+static const char *caller_device(const pd_conn *c)
+{
+	return c->device_token_auth && c->device_id[0] ? c->device_id : NULL;
+}
+
+static bool is_admin(const pd_conn *c)
+{
+	return pd_conn_has_scope(c, "operator.admin");
+}
+
+static bool denies_cross_device(const pd_conn *c, const char *target)
+{
+	const char *me = caller_device(c);
+	return me && strcmp(me, target) != 0 && !is_admin(c);
+}
+
+static bool has_non_operator_role(const json_t *rec)
+{
+	const char *role = jstr(rec, "role");
+	if (role[0] && strcmp(role, "operator") != 0)
+		return true;
+	size_t i;
+	json_t *r;
+	json_array_foreach (json_object_get(rec, "roles"), i, r)
+		if (json_string_value(r) && strcmp(json_string_value(r), "operator") != 0)
+			return true;
+	return false;
+}
+
+/* remove and rename: a device-token caller without admin touches only its
+ * own record, and only while that record holds nothing but the operator role */
+static bool may_manage_record(pd_conn *c, const char *dev)
+{
+	if (denies_cross_device(c, dev))
+		return false;
+	if (!caller_device(c) || is_admin(c))
+		return true;
+	json_t *rec = pd_store_paired_get(c->gw->store, dev);
+	bool ok = !rec || !has_non_operator_role(rec);
+	json_decref(rec);
+	return ok;
+}
+
+/* the label without surrounding whitespace; the schema caps it at 64
+ * characters, so 256 bytes hold any UTF-8 form of it */
+#define PD_LABEL_MAX 256
+
+static void trim_copy(const char *s, char *out, size_t n)
+{
+	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+		s++;
+	size_t len = strlen(s);
+	while (len && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\n' || s[len - 1] == '\r'))
+		len--;
+	if (len >= n)
+		len = n - 1;
+	memcpy(out, s, len);
+	out[len] = '\0';
+}
+
 void pd_m_device_pair_list(pd_conn *c, const char *id, const json_t *params)
 {
 	(void)params;
@@ -624,10 +697,16 @@ void pd_m_device_pair_list(pd_conn *c, const char *id, const json_t *params)
 	json_t *pending = pd_store_pending_list(gw->store, pd_now_ms(), PD_PAIRING_PENDING_TTL_MS);
 	json_t *paired = pd_store_paired_list(gw->store);
 	json_t *pv = json_array();
+	const char *only = is_admin(c) ? NULL : caller_device(c);
 	size_t i;
 	json_t *r;
+	if (only && pending)
+		for (i = json_array_size(pending); i-- > 0;)
+			if (strcmp(jstr(json_array_get(pending, i), "deviceId"), only) != 0)
+				json_array_remove(pending, i);
 	json_array_foreach (paired, i, r)
-		json_array_append_new(pv, paired_view(gw, r));
+		if (!only || strcmp(jstr(r, "deviceId"), only) == 0)
+			json_array_append_new(pv, paired_view(gw, r));
 	json_decref(paired);
 	if (!pending || !pv) {
 		json_decref(pending);
@@ -646,6 +725,13 @@ void pd_m_device_pair_approve(pd_conn *c, const char *id, const json_t *params)
 	const char *rid = jstr(params, "requestId");
 	int64_t now = pd_now_ms();
 	json_t *req = pd_store_pending_get(gw->store, rid, now, PD_PAIRING_PENDING_TTL_MS);
+	/* without admin: only a known request, for the caller's own device when
+	 * it speaks for one, asking for the operator role only */
+	if (!is_admin(c) && (!req || denies_cross_device(c, jstr(req, "deviceId")) || has_non_operator_role(req))) {
+		json_decref(req);
+		pd_send_error(c, id, "INVALID_REQUEST", "device pairing approval denied", NULL);
+		return;
+	}
 	if (!req) {
 		pd_send_error(c, id, "INVALID_REQUEST", "unknown requestId", NULL);
 		return;
@@ -685,6 +771,11 @@ void pd_m_device_pair_reject(pd_conn *c, const char *id, const json_t *params)
 		return;
 	const char *rid = jstr(params, "requestId");
 	json_t *req = pd_store_pending_get(gw->store, rid, pd_now_ms(), PD_PAIRING_PENDING_TTL_MS);
+	if (caller_device(c) && !is_admin(c) && (!req || denies_cross_device(c, jstr(req, "deviceId")))) {
+		json_decref(req);
+		pd_send_error(c, id, "INVALID_REQUEST", "device pairing rejection denied", NULL);
+		return;
+	}
 	if (!req) {
 		pd_send_error(c, id, "INVALID_REQUEST", "unknown requestId", NULL);
 		return;
@@ -706,6 +797,10 @@ void pd_m_device_pair_remove(pd_conn *c, const char *id, const json_t *params)
 	if (!store_ok(c, id))
 		return;
 	const char *dev = jstr(params, "deviceId");
+	if (!may_manage_record(c, dev)) {
+		pd_send_error(c, id, "INVALID_REQUEST", "device pairing removal denied", NULL);
+		return;
+	}
 	int rc = pd_store_paired_delete(gw->store, dev);
 	if (rc == 0) {
 		pd_send_error(c, id, "INVALID_REQUEST", "unknown deviceId", NULL);
@@ -717,7 +812,7 @@ void pd_m_device_pair_remove(pd_conn *c, const char *id, const json_t *params)
 	}
 	pd_send_ok(c, id, json_pack("{s:s}", "deviceId", dev));
 	close_device(gw, dev, NULL);
-	broadcast_changed(gw, dev);
+	broadcast_changed(gw);
 }
 
 void pd_m_device_pair_rename(pd_conn *c, const char *id, const json_t *params)
@@ -725,13 +820,24 @@ void pd_m_device_pair_rename(pd_conn *c, const char *id, const json_t *params)
 	pd_gw *gw = c->gw;
 	if (!store_ok(c, id))
 		return;
-	const char *dev = jstr(params, "deviceId"), *label = jstr(params, "label");
+	const char *dev = jstr(params, "deviceId");
+	char label[PD_LABEL_MAX + 1];
+	trim_copy(jstr(params, "label"), label, sizeof label);
+	if (!label[0]) {
+		pd_send_error(c, id, "INVALID_REQUEST", "label required", NULL);
+		return;
+	}
+	if (!may_manage_record(c, dev)) {
+		pd_send_error(c, id, "INVALID_REQUEST", "device pairing rename denied", NULL);
+		return;
+	}
 	json_t *rec = pd_store_paired_get(gw->store, dev);
 	if (!rec) {
 		pd_send_error(c, id, "INVALID_REQUEST", "unknown deviceId", NULL);
 		return;
 	}
-	json_object_set_new(rec, "label", json_string(label));
+	json_object_del(rec, "label"); /* written by pincer before 2026-11-21 */
+	json_object_set_new(rec, "operatorLabel", json_string(label));
 	int rc = pd_store_paired_put(gw->store, rec, pd_now_ms());
 	json_decref(rec);
 	if (rc != 0) {
@@ -739,16 +845,16 @@ void pd_m_device_pair_rename(pd_conn *c, const char *id, const json_t *params)
 		return;
 	}
 	pd_send_ok(c, id, json_pack("{s:s, s:s}", "deviceId", dev, "label", label));
-	broadcast_changed(gw, dev);
+	broadcast_changed(gw);
 }
 
-/* Token management is allowed for the device itself or an admin; node and
- * other non-operator tokens need admin (SPEC §4.7). */
+/* Token management: never another device's tokens for a device-token caller
+ * without admin; node and other non-operator tokens need admin (SPEC §4.7). */
 static bool may_manage(const pd_conn *c, const char *dev, const char *role)
 {
-	if (pd_conn_has_scope(c, "operator.admin"))
-		return true;
-	return strcmp(role, "operator") == 0 && strcmp(c->device_id, dev) == 0;
+	if (denies_cross_device(c, dev))
+		return false;
+	return is_admin(c) || strcmp(role, "operator") == 0;
 }
 
 void pd_m_device_token_rotate(pd_conn *c, const char *id, const json_t *params)
@@ -783,7 +889,8 @@ void pd_m_device_token_rotate(pd_conn *c, const char *id, const json_t *params)
 		state_unavailable(c, id);
 		return;
 	}
-	bool same = strcmp(c->device_id, dev) == 0;
+	const char *me = caller_device(c);
+	bool same = me && strcmp(me, dev) == 0;
 	json_t *r = json_pack("{s:s, s:s, s:O, s:I, s:s}", "deviceId", dev, "role", role, "scopes",
 	                      json_object_get(t, "scopes"), "rotatedAtMs", (json_int_t)now, "tokenDelivery",
 	                      same ? "in-band" : "withheld-cross-device");
@@ -798,7 +905,7 @@ void pd_m_device_token_rotate(pd_conn *c, const char *id, const json_t *params)
 	/* every socket of that device+role holds a stale token now; the
 	 * caller's own socket stays until its response is written */
 	close_device(gw, dev, role);
-	broadcast_changed(gw, dev);
+	broadcast_changed(gw);
 }
 
 void pd_m_device_token_revoke(pd_conn *c, const char *id, const json_t *params)
@@ -824,7 +931,7 @@ void pd_m_device_token_revoke(pd_conn *c, const char *id, const json_t *params)
 	json_decref(rec);
 	pd_send_ok(c, id, json_pack("{s:s, s:s, s:I}", "deviceId", dev, "role", role, "revokedAtMs", (json_int_t)now));
 	close_device(gw, dev, role);
-	broadcast_changed(gw, dev);
+	broadcast_changed(gw);
 }
 
 void pd_m_gateway_identity_get(pd_conn *c, const char *id, const json_t *params)
