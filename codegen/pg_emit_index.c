@@ -58,8 +58,11 @@ int pg_emit_index(pg *g, const char *outdir, const char *banner, pg_diag *d)
 	/* ---- oc_methods.def ---- */
 	pg_buf_printf(&def, "%s", banner);
 	pg_buf_printf(&def, "/*\n * X-macro lists of the protocol's methods and events, in index order.\n"
-			    " * PC_METHOD(name, ident, params_type, result_type, role, scope, idempotency, advertised)\n"
+			    " * PC_METHOD(name, ident, params_type, result_type, role, scope, idempotency, advertised,\n"
+			    " *           session_target, starts_run)\n"
 			    " *   role: PC_ROLE_OPERATOR | PC_ROLE_NODE | PC_ROLE_ANY; scope: string or NULL\n"
+			    " *   session_target: the params property naming the session it mutates, or NULL\n"
+			    " *   starts_run: 1 when the method starts an agent run\n"
 			    " *   idempotency: PC_IDEM_NONE | PC_IDEM_OPTIONAL | PC_IDEM_REQUIRED\n"
 			    " * PC_EVENT(name, ident, payload_type, scope, seq, state_version)\n"
 			    " *   scope NULL: every authenticated socket; seq 0: sent without seq\n */\n");
@@ -73,11 +76,13 @@ int pg_emit_index(pg *g, const char *outdir, const char *banner, pg_diag *d)
 			      json_string_value(json_object_get(v, "result")),
 			      strcmp(role, "node") == 0 ? "PC_ROLE_NODE" : strcmp(role, "any") == 0 ? "PC_ROLE_ANY" : "PC_ROLE_OPERATOR");
 		cstr_or_null(&def, json_object_get(v, "scope"));
-		pg_buf_printf(&def, ", %s, %d)\n",
+		pg_buf_printf(&def, ", %s, %d, ",
 			      strcmp(idem, "required") == 0	? "PC_IDEM_REQUIRED"
 			      : strcmp(idem, "optional") == 0 ? "PC_IDEM_OPTIONAL"
 							      : "PC_IDEM_NONE",
 			      json_is_true(json_object_get(v, "advertised")));
+		cstr_or_null(&def, json_object_get(v, "sessionTarget"));
+		pg_buf_printf(&def, ", %d)\n", json_is_true(json_object_get(v, "startsRun")));
 	}
 	pg_buf_printf(&def, "#endif\n\n#ifdef PC_EVENT\n");
 	json_object_foreach(json_object_get(ix, "events"), key, v)
@@ -110,14 +115,17 @@ int pg_emit_index(pg *g, const char *outdir, const char *banner, pg_diag *d)
 		      "\ntypedef enum pc_role { PC_ROLE_OPERATOR, PC_ROLE_NODE, PC_ROLE_ANY } pc_role;\n"
 		      "typedef enum pc_idem { PC_IDEM_NONE, PC_IDEM_OPTIONAL, PC_IDEM_REQUIRED } pc_idem;\n\n"
 		      "typedef enum oc_method_id {\n"
-		      "#define PC_METHOD(name, id, p, r, role, scope, idem, adv) OC_METHOD_##id,\n"
+		      "#define PC_METHOD(name, id, p, r, role, scope, idem, adv, st, run) OC_METHOD_##id,\n"
 		      "#include \"oc_methods.def\"\n#undef PC_METHOD\n\tOC_METHOD_COUNT\n} oc_method_id;\n\n"
 		      "typedef enum oc_event_id {\n"
 		      "#define PC_EVENT(name, id, p, scope, seq, sv) OC_EVENT_##id,\n"
 		      "#include \"oc_methods.def\"\n#undef PC_EVENT\n\tOC_EVENT_COUNT\n} oc_event_id;\n\n"
 		      "typedef struct oc_method_info {\n\tconst char *name;\n\tconst pc_ctype *params;\n"
 		      "\tconst pc_ctype *result;\n\tpc_role role;\n\tconst char *scope; /* NULL: any authenticated */\n"
-		      "\tpc_idem idempotency;\n\tbool advertised;\n} oc_method_info;\n\n"
+		      "\tpc_idem idempotency;\n\tbool advertised;\n"
+		      "\tconst char *session_target; /* params property naming the mutated session, or NULL */\n"
+		      "\tbool starts_run; /* starts an agent run */\n"
+		      "} oc_method_info;\n\n"
 		      "typedef struct oc_event_info {\n\tconst char *name;\n\tconst pc_ctype *payload;\n"
 		      "\tconst char *scope; /* NULL: every authenticated socket */\n\tbool seq;\n\tbool state_version;\n"
 		      "} oc_event_info;\n\n"
@@ -133,7 +141,7 @@ int pg_emit_index(pg *g, const char *outdir, const char *banner, pg_diag *d)
 	pg_buf_printf(&c, "%s", banner);
 	pg_buf_printf(&c, "#include <stdlib.h>\n#include <string.h>\n\n#include \"oc_protocol.h\"\n\n"
 			  "const oc_method_info oc_methods[OC_METHOD_COUNT] = {\n"
-			  "#define PC_METHOD(name, id, p, r, role, scope, idem, adv) {name, &p##_desc, &r##_desc, role, scope, idem, adv},\n"
+			  "#define PC_METHOD(name, id, p, r, role, scope, idem, adv, st, run) {name, &p##_desc, &r##_desc, role, scope, idem, adv, st, run},\n"
 			  "#include \"oc_methods.def\"\n#undef PC_METHOD\n};\n\n"
 			  "const oc_event_info oc_events[OC_EVENT_COUNT] = {\n"
 			  "#define PC_EVENT(name, id, p, scope, seq, sv) {name, &p##_desc, scope, seq, sv},\n"

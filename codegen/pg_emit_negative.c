@@ -967,8 +967,25 @@ static void add_invalid(neg *n, const char *method, const char *kind, const char
 	add_case(n, name, method, kind, node, call_scopes(node), params, expect);
 }
 
+/* Adds the case for a session-mutating method whose target property is
+ * missing or not a string: the gateway answers before validating params. */
+static void add_no_target(neg *n, const char *method, const char *kind, const char *prop, bool node,
+                          json_t *params)
+{
+	json_t *details = json_pack("{s:s, s:s}", "code", "SESSION_MUTATION_TARGET_REQUIRED", "method", method);
+	json_t *err = json_pack("{s:s, s:s, s:o}", "code", "INVALID_REQUEST", "message",
+	                        "session mutation target is unavailable", "details", details);
+	json_t *expect = json_pack("{s:b, s:o}", "ok", 0, "error", err);
+	add_case(n, case_name(n, method, kind, prop), method, kind, node, call_scopes(node), params, expect);
+}
+
 static void method_cases(neg *n, const char *method, json_t *info)
 {
+	/* the cases call as operator.admin, which skips the target check
+	 * unless the method starts a run */
+	const char *target = json_is_true(json_object_get(info, "startsRun"))
+	                         ? json_string_value(json_object_get(info, "sessionTarget"))
+	                         : NULL;
 	const char *params_def = json_string_value(json_object_get(info, "params"));
 	const char *role = json_string_value(json_object_get(info, "role"));
 	const char *scope = json_string_value(json_object_get(info, "scope"));
@@ -996,6 +1013,23 @@ static void method_cases(neg *n, const char *method, json_t *info)
 			}
 		}
 	}
+	/* a params definition may carry "examples" (a JSON Schema annotation):
+	 * the first valid one is the base of every case, for methods whose
+	 * handlers ask more than the schema says (send: text or media) */
+	for (size_t i = 0; i < n->g->n_defs; i++) {
+		if (strcmp(n->g->defs[i].name, params_def) != 0)
+			continue;
+		size_t k;
+		json_t *ex;
+		json_array_foreach (json_object_get(n->g->defs[i].json, "examples"), k, ex) {
+			if (json_is_object(ex) && is_valid(root, ex)) {
+				json_decref(min);
+				min = json_deep_copy(ex);
+				json_array_clear(failed);
+				break;
+			}
+		}
+	}
 	bool have_min = min && json_array_size(failed) == 0 && is_valid(root, min);
 	if (!have_min && !why) {
 		if (json_array_size(failed))
@@ -1020,7 +1054,11 @@ static void method_cases(neg *n, const char *method, json_t *info)
 	const char **req = required_order(&oi, &n_req);
 	for (size_t i = 0; req && i < n_req; i++) {
 		const char *kind = "missing-required";
-		if (have_min) {
+		if (have_min && target && strcmp(req[i], target) == 0) {
+			json_t *p = json_deep_copy(min);
+			json_object_del(p, req[i]);
+			add_no_target(n, method, kind, req[i], node, p);
+		} else if (have_min) {
 			json_t *p = json_deep_copy(min);
 			json_object_del(p, req[i]);
 			add_invalid(n, method, kind, req[i], node, root, p);
@@ -1045,7 +1083,10 @@ static void method_cases(neg *n, const char *method, json_t *info)
 		} else {
 			json_t *p = json_deep_copy(min);
 			json_object_set_new(p, name, wrong_value(n, oi.props[i].schema, allowed));
-			add_invalid(n, method, kind, name, node, root, p);
+			if (target && strcmp(name, target) == 0)
+				add_no_target(n, method, kind, name, node, p);
+			else
+				add_invalid(n, method, kind, name, node, root, p);
 		}
 	}
 

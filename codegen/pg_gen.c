@@ -273,6 +273,17 @@ static int check_index(pg *g, pg_diag *d)
 			return pg_fail(d, "PG042", w, "idempotencyKey must be required, optional or none");
 		/* the flag must agree with the params schema */
 		json_t *pdef = find_def(g, params)->json;
+		json_t *st = json_object_get(v, "sessionTarget");
+		if (st) {
+			json_t *prop = json_is_string(st)
+			                   ? json_object_get(json_object_get(pdef, "properties"), json_string_value(st))
+			                   : NULL;
+			if (!prop)
+				return pg_fail(d, "PG044", w, "sessionTarget must name a property of %s", params);
+		}
+		json_t *sr = json_object_get(v, "startsRun");
+		if (sr && !json_is_boolean(sr))
+			return pg_fail(d, "PG044", w, "startsRun must be a boolean");
 		json_t *req = json_object_get(pdef, "required");
 		bool required = false, declared = json_object_get(json_object_get(pdef, "properties"), "idempotencyKey");
 		size_t i;

@@ -232,6 +232,7 @@ typedef struct cf_conn {
 	bool challenged;      /* a connect.challenge arrived: */
 	char nonce[128];      /*   its nonce */
 	int64_t challenge_ts; /* its ts (server clock, ms) */
+	json_t *events;       /* hello-ok features.events (NEW array) or NULL */
 } cf_conn;
 
 /* A named Ed25519 key of a scenario (device identity). */

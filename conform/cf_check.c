@@ -34,6 +34,16 @@ static void verr(cf_scn *s, cf_conn *c, const cf_msg *m, const char *what, const
 	cf_violation(s, c, m, "%s: %s", what, text);
 }
 
+static bool advertised(const cf_conn *c, const char *name)
+{
+	size_t i;
+	json_t *e;
+	json_array_foreach (c->events, i, e)
+		if (name && json_is_string(e) && strcmp(json_string_value(e), name) == 0)
+			return true;
+	return false;
+}
+
 void cf_check_s2c(cf_scn *s, cf_conn *c, cf_msg *m)
 {
 	if (m->kind == CF_MSG_BINARY)
@@ -58,7 +68,11 @@ void cf_check_s2c(cf_scn *s, cf_conn *c, cf_msg *m)
 		const oc_event_info *ev = name ? oc_event_find(name) : NULL;
 		json_t *seq = json_object_get(j, "seq");
 		if (!ev) {
-			cf_violation(s, c, m, "unknown event \"%s\" (not in the protocol table)", name ? name : "");
+			/* an event this gateway advertised in hello-ok but pincer's
+			 * schemas do not describe: nothing to check it against */
+			if (!advertised(c, name))
+				cf_violation(s, c, m, "unknown event \"%s\" (not in the protocol table nor advertised)",
+				             name ? name : "");
 		} else {
 			json_t *payload = json_object_get(j, "payload");
 			if (!payload) {
@@ -94,6 +108,11 @@ void cf_check_s2c(cf_scn *s, cf_conn *c, cf_msg *m)
 			s->run->covered[mi - oc_methods] = true;
 		if (json_is_true(json_object_get(j, "ok"))) {
 			json_t *payload = json_object_get(j, "payload");
+			json_t *evs = json_object_get(json_object_get(payload, "features"), "events");
+			if (method && strcmp(method, "connect") == 0 && json_is_array(evs)) {
+				json_decref(c->events);
+				c->events = json_incref(evs);
+			}
 			if (mi) {
 				if (!payload) {
 					cf_violation(s, c, m, "ok response to %s without payload", method);

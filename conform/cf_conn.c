@@ -172,6 +172,7 @@ cf_conn *cf_conn_find(cf_scn *s, const char *name)
 
 void cf_conn_free(cf_conn *c)
 {
+	json_decref(c->events);
 	cf_ws_close_fd(&c->ws);
 	for (size_t i = c->qhead; i < c->qn; i++)
 		cf_msg_free(&c->q[i]);

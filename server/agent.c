@@ -41,6 +41,7 @@ struct pd_run {
 	pd_run *prev, *next;
 	pd_gw *gw;
 	bool is_agent;      /* `agent` (second response) vs `chat.send` */
+	bool key_given;     /* the caller named the session (acks echo sessionKey) */
 	char run_id[160];
 	char *session_key, *agent_id, *reply;
 	pd_conn *requester; /* `agent`: gets the final; NULL once gone */
@@ -379,9 +380,15 @@ static pd_run *run_start(pd_gw *gw, bool is_agent, const char *run_id, const jso
 	if (!r)
 		return NULL;
 	const char *agent_id = jstr(params, "agentId") ? jstr(params, "agentId") : "main";
-	char key[300];
-	snprintf(key, sizeof key, "agent:%s:main", agent_id);
+	/* no sessionKey: upstream runs the turn in the synthetic session
+	 * agent:<agentId>:explicit:<sessionId, else the runId> */
+	char key[600];
+	const char *sid = jstr(params, "sessionId");
+	if (!sid || !*sid)
+		sid = run_id;
+	snprintf(key, sizeof key, "agent:%s:explicit:%s", agent_id, sid);
 	const char *session = jstr(params, "sessionKey") ? jstr(params, "sessionKey") : key;
+	r->key_given = jstr(params, "sessionKey") != NULL;
 	const char *message = jstr(params, "message") ? jstr(params, "message") : "";
 	size_t rn = strlen(message) + 16;
 	r->reply = pc_malloc(rn);
@@ -469,7 +476,8 @@ static pd_dedupe_entry *begin(pd_conn *c, const char *id, const char *method, co
 		pd_run *r = pd_dedupe_owner(e);
 		json_t *p = json_pack("{s:s, s:s}", "runId", idem, "status", in_flight_status);
 		if (p && r && r->is_agent) {
-			json_object_set_new(p, "sessionKey", json_string(r->session_key));
+			if (r->key_given)
+				json_object_set_new(p, "sessionKey", json_string(r->session_key));
 			json_object_set_new(p, "agentId", json_string(r->agent_id));
 		}
 		pd_send_ok(c, id, p);
@@ -509,9 +517,11 @@ void pd_m_agent(pd_conn *c, const char *id, const json_t *params)
 		pd_send_error(c, id, "UNAVAILABLE", "out of memory", NULL);
 		return;
 	}
-	pd_send_ok(c, id, json_pack("{s:s, s:s, s:s, s:s, s:I}", "runId", run_id, "sessionKey", r->session_key,
-	                            "agentId", r->agent_id, "status", "accepted", "acceptedAt",
-	                            (json_int_t)r->started_ms));
+	json_t *ack = json_pack("{s:s, s:s, s:s, s:I}", "runId", run_id, "agentId", r->agent_id, "status",
+	                        "accepted", "acceptedAt", (json_int_t)r->started_ms);
+	if (ack && r->key_given)
+		json_object_set_new(ack, "sessionKey", json_string(r->session_key));
+	pd_send_ok(c, id, ack);
 	run_go(r);
 }
 
@@ -675,9 +685,36 @@ static void send_end(void *arg, pd_child_end how, const json_t *line, const char
 
 static const pd_child_ops send_ops = { NULL, send_end, NULL, "channel command" };
 
+static bool blank(const char *v)
+{
+	while (v && (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r'))
+		v++;
+	return !v || !*v;
+}
+
+/* upstream's check after the schema: something to deliver */
+static bool has_content(const json_t *params)
+{
+	if (!blank(jstr(params, "message")) || !blank(jstr(params, "mediaUrl")))
+		return true;
+	const char *buffer = jstr(params, "buffer");
+	if (buffer && *buffer)
+		return true;
+	size_t i;
+	json_t *u;
+	json_array_foreach (json_object_get(params, "mediaUrls"), i, u)
+		if (!blank(json_string_value(u)))
+			return true;
+	return false;
+}
+
 void pd_m_send(pd_conn *c, const char *id, const json_t *params)
 {
 	pd_agent_state *s = st(c->gw);
+	if (!has_content(params)) {
+		pd_send_error(c, id, "INVALID_REQUEST", "invalid send params: text or media is required", NULL);
+		return;
+	}
 	const char *idem = jstr(params, "idempotencyKey");
 	char key[400];
 	snprintf(key, sizeof key, "send:%s", idem);

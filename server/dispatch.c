@@ -43,6 +43,25 @@ static void invalid_frame(pd_conn *c, const json_t *frame, const char *detail)
 }
 
 /* Role, then scope (SPEC §5). Returns false after answering. */
+/* A method that mutates one session (protocol.json "sessionTarget") must
+ * name it with a non-blank string before anything else is looked at: upstream
+ * answers SESSION_MUTATION_TARGET_REQUIRED ahead of params validation.
+ * Answers and returns false when the target is missing. */
+static bool session_target_ok(pd_conn *c, const char *id, const oc_method_info *mi, const json_t *params)
+{
+	/* operator.admin skips it, except for methods that start a run */
+	if (!mi->session_target || (!mi->starts_run && pd_conn_has_scope(c, "operator.admin")))
+		return true;
+	const char *v = json_string_value(json_object_get(params, mi->session_target));
+	while (v && (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r'))
+		v++;
+	if (v && *v)
+		return true;
+	pd_send_error(c, id, "INVALID_REQUEST", "session mutation target is unavailable",
+	              json_pack("{s:s, s:s}", "code", "SESSION_MUTATION_TARGET_REQUIRED", "method", mi->name));
+	return false;
+}
+
 static bool authorize(pd_conn *c, const char *id, const char *method, const oc_method_info *mi)
 {
 	if (strcmp(method, "health") == 0)
@@ -110,7 +129,9 @@ void pd_dispatch_frame(pd_conn *c, const char *text, size_t len)
 	json_t *empty = NULL;
 	if (!params || json_is_null(params))
 		params = empty = json_object();
-	if (mi->params && !pc_validate(mi->params->schema, params, &errs)) {
+	if (!session_target_ok(c, id, mi, params)) {
+		/* answered */
+	} else if (mi->params && !pc_validate(mi->params->schema, params, &errs)) {
 		char fmt[1024], msg[1200];
 		pc_verrs_format(&errs, fmt, sizeof fmt);
 		snprintf(msg, sizeof msg, "invalid %s params: %s", method, fmt);

@@ -529,6 +529,19 @@ static void unknown_key(pd_conn *c, const char *id, const char *key)
 	pd_send_error(c, id, "INVALID_REQUEST", msg, NULL);
 }
 
+/* the session key, or NULL after answering "key required" for a blank one
+ * (the schema only asks for a non-empty string) */
+static const char *key_param(pd_conn *c, const char *id, const json_t *params)
+{
+	const char *key = jstr(params, "key"), *p = key;
+	while (p && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	if (p && *p)
+		return key;
+	pd_send_error(c, id, "INVALID_REQUEST", "key required", NULL);
+	return NULL;
+}
+
 void pd_m_sessions_reset(pd_conn *c, const char *id, const json_t *params)
 {
 	pd_gw *gw = c->gw;
@@ -536,7 +549,9 @@ void pd_m_sessions_reset(pd_conn *c, const char *id, const json_t *params)
 		state_unavailable(c, id);
 		return;
 	}
-	const char *key = jstr(params, "key");
+	const char *key = key_param(c, id, params);
+	if (!key)
+		return;
 	int rc = pd_store_session_reset(gw->store, key, pd_now_ms());
 	if (rc == 0) {
 		unknown_key(c, id, key);
@@ -558,7 +573,9 @@ void pd_m_sessions_delete(pd_conn *c, const char *id, const json_t *params)
 		state_unavailable(c, id);
 		return;
 	}
-	const char *key = jstr(params, "key");
+	const char *key = key_param(c, id, params);
+	if (!key)
+		return;
 	const char *want_sid = jstr(params, "expectedSessionId");
 	const json_t *want_updated = json_object_get(params, "expectedSessionUpdatedAt");
 	json_t *sess = pd_store_session_get(gw->store, key);

@@ -6,7 +6,7 @@
 #include "oc_protocol.h"
 
 const oc_method_info oc_methods[OC_METHOD_COUNT] = {
-#define PC_METHOD(name, id, p, r, role, scope, idem, adv) {name, &p##_desc, &r##_desc, role, scope, idem, adv},
+#define PC_METHOD(name, id, p, r, role, scope, idem, adv, st, run) {name, &p##_desc, &r##_desc, role, scope, idem, adv, st, run},
 #include "oc_methods.def"
 #undef PC_METHOD
 };

@@ -16,7 +16,7 @@ typedef enum pc_role { PC_ROLE_OPERATOR, PC_ROLE_NODE, PC_ROLE_ANY } pc_role;
 typedef enum pc_idem { PC_IDEM_NONE, PC_IDEM_OPTIONAL, PC_IDEM_REQUIRED } pc_idem;
 
 typedef enum oc_method_id {
-#define PC_METHOD(name, id, p, r, role, scope, idem, adv) OC_METHOD_##id,
+#define PC_METHOD(name, id, p, r, role, scope, idem, adv, st, run) OC_METHOD_##id,
 #include "oc_methods.def"
 #undef PC_METHOD
 	OC_METHOD_COUNT
@@ -37,6 +37,8 @@ typedef struct oc_method_info {
 	const char *scope; /* NULL: any authenticated */
 	pc_idem idempotency;
 	bool advertised;
+	const char *session_target; /* params property naming the mutated session, or NULL */
+	bool starts_run; /* starts an agent run */
 } oc_method_info;
 
 typedef struct oc_event_info {
