@@ -37,6 +37,7 @@ typedef struct neg {
 	const char *why; /* last reason synthesis failed */
 	pc_verrs *errs;
 	char *msg;
+	const char *pincer_only; /* this method's "pincerChecksParams" reason, or NULL */
 } neg;
 
 /* "kinds" of JSON value for the wrong-type choice: integer folds into number */
@@ -935,6 +936,9 @@ static void add_case(neg *n, const char *name, const char *method, const char *k
 	json_object_set_new(c, "scopes", scopes);
 	json_object_set_new(c, "params", params);
 	json_object_set_new(c, "expect", expect);
+	/* params refusals upstream does not make: not judged against --url */
+	if (n->pincer_only && strcmp(kind, "valid") != 0 && strcmp(kind, "missing-scope") != 0)
+		json_object_set_new(c, "pincer_only", json_string(n->pincer_only));
 	json_array_append_new(n->cases, c);
 }
 
@@ -983,6 +987,7 @@ static void method_cases(neg *n, const char *method, json_t *info)
 {
 	/* the cases call as operator.admin, which skips the target check
 	 * unless the method starts a run */
+	n->pincer_only = json_string_value(json_object_get(info, "pincerChecksParams"));
 	const char *target = json_is_true(json_object_get(info, "startsRun"))
 	                         ? json_string_value(json_object_get(info, "sessionTarget"))
 	                         : NULL;

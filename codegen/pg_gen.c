@@ -281,6 +281,9 @@ static int check_index(pg *g, pg_diag *d)
 			if (!prop)
 				return pg_fail(d, "PG044", w, "sessionTarget must name a property of %s", params);
 		}
+		json_t *pco = json_object_get(v, "pincerChecksParams");
+		if (pco && !json_is_string(pco))
+			return pg_fail(d, "PG044", w, "pincerChecksParams must be a string (the reason)");
 		json_t *sr = json_object_get(v, "startsRun");
 		if (sr && !json_is_boolean(sr))
 			return pg_fail(d, "PG044", w, "startsRun must be a boolean");

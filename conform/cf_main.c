@@ -184,6 +184,9 @@ static void load_negative(cf_run *r, scenario_list *l)
 		s->def = json_pack("{s:s,s:[{s:s},{s:{s:o},s:b},{s:o,s:b},{s:o,s:b}]}", "description",
 		                   "generated negative case", "steps", "open", "a", "hello", "scopes", sc, "raw", 1,
 		                   "send", req, "raw", 1, "expect", pat, "raw", 1);
+		json_t *po = json_object_get(c, "pincer_only");
+		if (s->def && json_is_string(po))
+			json_object_set(s->def, "pincer_only", po);
 	}
 	json_decref(doc);
 }

@@ -406,7 +406,7 @@ static bool v_any(vctx *c, const pc_schema *s, const ival *v)
 
 	if ((kw & PC_KW_NOT) && v_quiet(c, s->not_, v)) {
 		FAILED();
-		add_err(c, s, "not", "", "must NOT be valid");
+		add_err(c, s, "not", "", "must not be valid");
 	}
 
 	if (kw & PC_KW_ANY_OF) {
@@ -525,11 +525,11 @@ static bool v_string(vctx *c, const pc_schema *s, const ival *v)
 		uint64_t cp = need ? pc_utf8_count(str, n) : 0;
 		if (need && (kw & PC_KW_MAX_LENGTH) && cp > s->max_length) {
 			FAILED();
-			add_err(c, s, "maxLength", "", "must NOT have more than %" PRIu64 " characters", s->max_length);
+			add_err(c, s, "maxLength", "", "must not have more than %" PRIu64 " characters", s->max_length);
 		}
 		if (need && (kw & PC_KW_MIN_LENGTH) && cp < s->min_length) {
 			FAILED();
-			add_err(c, s, "minLength", "", "must NOT have fewer than %" PRIu64 " characters",
+			add_err(c, s, "minLength", "", "must not have fewer than %" PRIu64 " characters",
 			        s->min_length);
 		}
 	}
@@ -565,18 +565,14 @@ static bool v_unique(vctx *c, const pc_schema *s, const json_t *a)
 			for (size_t j = i + 1; j < n; j++) {
 				const json_t *y = json_array_get(a, j);
 				if ((json_types(y) & types) && pc_json_equal(x, y)) {
-					add_err(c, s, "uniqueItems", "",
-					        "must NOT have duplicate items (items ## %zu and %zu are identical)", j,
-					        i);
+					add_err(c, s, "uniqueItems", "", "must not have duplicate items");
 					return false;
 				}
 			}
 		} else {
 			for (size_t j = i; j-- > 0;) {
 				if (pc_json_equal(x, json_array_get(a, j))) {
-					add_err(c, s, "uniqueItems", "",
-					        "must NOT have duplicate items (items ## %zu and %zu are identical)", j,
-					        i);
+					add_err(c, s, "uniqueItems", "", "must not have duplicate items");
 					return false;
 				}
 			}
@@ -593,11 +589,11 @@ static bool v_array(vctx *c, const pc_schema *s, const json_t *a)
 
 	if ((kw & PC_KW_MAX_ITEMS) && n > s->max_items) {
 		FAILED();
-		add_err(c, s, "maxItems", "", "must NOT have more than %" PRIu64 " items", s->max_items);
+		add_err(c, s, "maxItems", "", "must not have more than %" PRIu64 " items", s->max_items);
 	}
 	if ((kw & PC_KW_MIN_ITEMS) && n < s->min_items) {
 		FAILED();
-		add_err(c, s, "minItems", "", "must NOT have fewer than %" PRIu64 " items", s->min_items);
+		add_err(c, s, "minItems", "", "must not have fewer than %" PRIu64 " items", s->min_items);
 	}
 
 	/* additionalItems applies only next to the array form of items. */
@@ -606,7 +602,7 @@ static bool v_array(vctx *c, const pc_schema *s, const json_t *a)
 		if (ai->boolean == 0) {
 			if (n > s->n_items_tuple) {
 				FAILED();
-				add_err(c, s, "additionalItems", "", "must NOT have more than %zu items",
+				add_err(c, s, "additionalItems", "", "must not have more than %zu items",
 				        s->n_items_tuple);
 			}
 		} else if (!always_valid(ai)) {
@@ -789,11 +785,11 @@ static bool v_object(vctx *c, const pc_schema *s, const json_t *o)
 
 	if ((kw & PC_KW_MAX_PROPS) && np > s->max_props) {
 		FAILED();
-		add_err(c, s, "maxProperties", "", "must NOT have more than %" PRIu64 " properties", s->max_props);
+		add_err(c, s, "maxProperties", "", "must not have more than %" PRIu64 " properties", s->max_props);
 	}
 	if ((kw & PC_KW_MIN_PROPS) && np < s->min_props) {
 		FAILED();
-		add_err(c, s, "minProperties", "", "must NOT have fewer than %" PRIu64 " properties", s->min_props);
+		add_err(c, s, "minProperties", "", "must not have fewer than %" PRIu64 " properties", s->min_props);
 	}
 
 	if (kw & PC_KW_REQUIRED) {
@@ -826,7 +822,7 @@ static bool v_object(vctx *c, const pc_schema *s, const json_t *o)
 				continue;
 			if (ap->boolean == 0) {
 				FAILED();
-				add_err(c, s, "additionalProperties", ki.key, "must NOT have additional properties");
+				add_err(c, s, "additionalProperties", ki.key, "must not have additional properties");
 			} else if (!v_prop(c, ap, ki.key, ki.klen, ki.val)) {
 				FAILED();
 			}

@@ -59,11 +59,21 @@ function loadAjv(dir) {
   return { ajv, docs, owner, validator };
 }
 
+// The released gateway validates with TypeBox, whose English messages say
+// "must not" where Ajv says "must NOT" and give no item indices for
+// uniqueItems (typebox/build/system/locale/en_US). pincer uses that wording;
+// Ajv stays the oracle for verdicts, error lists and order.
+function gatewayWording(message) {
+  if (typeof message !== 'string') return message;
+  return message.replace(/^must NOT have duplicate items \(items ## \d+ and \d+ are identical\)$/, 'must not have duplicate items')
+    .replace(/^must NOT /, 'must not ');
+}
+
 // The CLI's output shape for one instance.
 function ajvResult(validate, instance) {
   const valid = validate(instance);
   const errors = valid ? [] : validate.errors.map((e) => ({
-    keyword: e.keyword, instancePath: e.instancePath, message: e.message,
+    keyword: e.keyword, instancePath: e.instancePath, message: gatewayWording(e.message),
   }));
   return { valid: !!valid, errors };
 }
@@ -736,7 +746,7 @@ function main() {
     for (const inst of insts) {
       const value = JSON.parse(inst.text);
       const valid = v(value);
-      const errors = valid ? [] : v.errors.map((e) => ({ keyword: e.keyword, instancePath: e.instancePath, message: e.message, params: e.params }));
+      const errors = valid ? [] : v.errors.map((e) => ({ keyword: e.keyword, instancePath: e.instancePath, message: gatewayWording(e.message), params: e.params }));
       ajvOuts.push({ valid: !!valid, errors });
     }
     const cli = haveGen ? runCli(opt.gen, opt.schemas, def, insts.map((i) => i.text)) : { fatal: 'no C validator' };

@@ -190,7 +190,7 @@ static void test_type_deferred_order(void **state)
 	EXPECT(&objmix, "5", {"const", "", "must be equal to constant"}, {"maximum", "", "must be <= 1"},
 	       {"type", "", "must be object"});
 	EXPECT(&deferred, "\"abcd\"", {"enum", "", "must be equal to one of the allowed values"},
-	       {"maxLength", "", "must NOT have more than 3 characters"});
+	       {"maxLength", "", "must not have more than 3 characters"});
 }
 
 /* ---- const and enum ----------------------------------------------------- */
@@ -313,15 +313,15 @@ static void test_string_length(void **state)
 	VALID(&max2, "\"ab\"");
 	VALID(&max2, "\"\\u00e9\\u00e9\"");               /* 4 bytes, 2 code points */
 	VALID(&max2, "\"\\ud83d\\ude00\\ud83d\\ude00\""); /* 8 bytes, 2 code points */
-	EXPECT(&max2, "\"abc\"", {"maxLength", "", "must NOT have more than 2 characters"});
-	EXPECT(&max2, "\"a\\u0000b\"", {"maxLength", "", "must NOT have more than 2 characters"});
+	EXPECT(&max2, "\"abc\"", {"maxLength", "", "must not have more than 2 characters"});
+	EXPECT(&max2, "\"a\\u0000b\"", {"maxLength", "", "must not have more than 2 characters"});
 	VALID(&max2, "5");
 	VALID(&min2, "\"\\u00e9\\u00e9\"");
 	VALID(&min2, "\"\\u0000\\u0000\"");
-	EXPECT(&min2, "\"\\ud83d\\ude00\"", {"minLength", "", "must NOT have fewer than 2 characters"});
-	EXPECT(&min2, "\"\"", {"minLength", "", "must NOT have fewer than 2 characters"});
-	EXPECT(&both, "\"ab\"", {"maxLength", "", "must NOT have more than 1 characters"},
-	       {"minLength", "", "must NOT have fewer than 3 characters"});
+	EXPECT(&min2, "\"\\ud83d\\ude00\"", {"minLength", "", "must not have fewer than 2 characters"});
+	EXPECT(&min2, "\"\"", {"minLength", "", "must not have fewer than 2 characters"});
+	EXPECT(&both, "\"ab\"", {"maxLength", "", "must not have more than 1 characters"},
+	       {"minLength", "", "must not have fewer than 3 characters"});
 }
 
 static void test_pattern(void **state)
@@ -378,8 +378,8 @@ static void test_items(void **state)
 
 	VALID(&list, "[\"a\", \"b\"]");
 	VALID(&list, "{\"not\": \"an array\"}");
-	EXPECT(&list, "[]", {"minItems", "", "must NOT have fewer than 1 items"});
-	EXPECT(&list, "[1, \"a\", true, \"b\"]", {"maxItems", "", "must NOT have more than 3 items"},
+	EXPECT(&list, "[]", {"minItems", "", "must not have fewer than 1 items"});
+	EXPECT(&list, "[1, \"a\", true, \"b\"]", {"maxItems", "", "must not have more than 3 items"},
 	       {"type", "/0", "must be string"}, {"type", "/2", "must be string"});
 	const pc_verrs *e = run(&list, "[\"a\", 2]", &ok);
 	assert_string_equal(e->v[0].schema_path, "#/items/type");
@@ -404,7 +404,7 @@ static void test_tuple_additional_items(void **state)
 	VALID(&closed, "[\"a\", 1]");
 	VALID(&closed, "[\"a\"]");
 	VALID(&closed, "[]");
-	EXPECT(&closed, "[1, \"a\", 3]", {"additionalItems", "", "must NOT have more than 2 items"},
+	EXPECT(&closed, "[1, \"a\", 3]", {"additionalItems", "", "must not have more than 2 items"},
 	       {"type", "/0", "must be string"}, {"type", "/1", "must be integer"});
 	VALID(&typed, "[\"a\", 1, true, false]");
 	EXPECT(&typed, "[\"a\", 1, true, 0, \"x\"]", {"type", "/3", "must be boolean"},
@@ -454,18 +454,18 @@ static void test_unique_items(void **state)
 	VALID(&u, "[[1, 2], [2, 1]]");
 	VALID(&u, "[{\"a\": 1}, {\"a\": 1, \"b\": 2}]");
 	EXPECT(&u, "[1, 2, 2, 1]",
-	       {"uniqueItems", "", "must NOT have duplicate items (items ## 0 and 3 are identical)"});
-	EXPECT(&u, "[1, 1.0]", {"uniqueItems", "", "must NOT have duplicate items (items ## 0 and 1 are identical)"});
+	       {"uniqueItems", "", "must not have duplicate items"});
+	EXPECT(&u, "[1, 1.0]", {"uniqueItems", "", "must not have duplicate items"});
 	EXPECT(&u, "[{\"a\": [1], \"b\": 2}, {\"b\": 2, \"a\": [1.0]}]",
-	       {"uniqueItems", "", "must NOT have duplicate items (items ## 0 and 1 are identical)"});
+	       {"uniqueItems", "", "must not have duplicate items"});
 	/* items with a primitive type: Ajv's hashed loop reports (higher, lower) */
 	EXPECT(&un, "[1, 2, 2, 1]",
-	       {"uniqueItems", "", "must NOT have duplicate items (items ## 2 and 1 are identical)"});
+	       {"uniqueItems", "", "must not have duplicate items"});
 	/* ... and skips items of other types (which fail "items" anyway) */
 	EXPECT(&ui, "[1, 1.0, 2.5, 2.5]", {"type", "/2", "must be integer"}, {"type", "/3", "must be integer"},
-	       {"uniqueItems", "", "must NOT have duplicate items (items ## 1 and 0 are identical)"});
+	       {"uniqueItems", "", "must not have duplicate items"});
 	EXPECT(&uo, "[{}, {\"a\": 1}, {}]",
-	       {"uniqueItems", "", "must NOT have duplicate items (items ## 0 and 2 are identical)"});
+	       {"uniqueItems", "", "must not have duplicate items"});
 }
 
 /* The array keywords run in Ajv's order: maxItems, minItems,
@@ -482,11 +482,11 @@ static void test_array_order(void **state)
 	                         .items_tuple = tuple, .n_items_tuple = 1, .additional_items = &s_false,
 	                         .contains = &cs, .max_items = 1);
 
-	EXPECT(&s, "[1, 2, 2]", {"maxItems", "", "must NOT have more than 1 items"},
-	       {"additionalItems", "", "must NOT have more than 1 items"}, {"type", "/0", "must be string"},
+	EXPECT(&s, "[1, 2, 2]", {"maxItems", "", "must not have more than 1 items"},
+	       {"additionalItems", "", "must not have more than 1 items"}, {"type", "/0", "must be string"},
 	       {"type", "/0", "must be string"}, {"type", "/1", "must be string"}, {"type", "/2", "must be string"},
 	       {"contains", "", "must contain at least 1 valid item(s)"},
-	       {"uniqueItems", "", "must NOT have duplicate items (items ## 1 and 2 are identical)"});
+	       {"uniqueItems", "", "must not have duplicate items"});
 }
 
 /* ---- objects ------------------------------------------------------------ */
@@ -546,7 +546,7 @@ static void test_additional_properties(void **state)
 
 	VALID(&closed, "{\"a\": 1, \"x-foo\": 2}");
 	EXPECT(&closed, "{\"a\": 1, \"bogusField\": 2}",
-	       {"additionalProperties", "", "must NOT have additional properties"});
+	       {"additionalProperties", "", "must not have additional properties"});
 	const pc_verrs *e = run(&closed, "{\"bogusField\": 2}", &ok);
 	assert_string_equal(e->v[0].param, "bogusField");
 	assert_string_equal(e->v[0].schema_path, "#/additionalProperties");
@@ -603,7 +603,7 @@ static void test_property_names(void **state)
 
 	VALID(&s, "{\"abc\": 1, \"z\": 2}");
 	VALID(&s, "{}");
-	EXPECT(&s, "{\"abcd\": 1, \"A\": 2}", {"maxLength", "", "must NOT have more than 3 characters"},
+	EXPECT(&s, "{\"abcd\": 1, \"A\": 2}", {"maxLength", "", "must not have more than 3 characters"},
 	       {"propertyNames", "", "property name must be valid"}, {"pattern", "", "must match pattern \"^[a-z]+$\""},
 	       {"propertyNames", "", "property name must be valid"});
 	VALID(&se, "{\"ab\": 1, \"cd\": {}}");
@@ -623,8 +623,8 @@ static void test_min_max_properties(void **state)
 	(void)state;
 	const pc_schema s = NODE(.path = "#", .kw = PC_KW_MIN_PROPS | PC_KW_MAX_PROPS, .min_props = 1, .max_props = 2);
 	VALID(&s, "{\"a\": 1}");
-	EXPECT(&s, "{}", {"minProperties", "", "must NOT have fewer than 1 properties"});
-	EXPECT(&s, "{\"a\": 1, \"b\": 2, \"c\": 3}", {"maxProperties", "", "must NOT have more than 2 properties"});
+	EXPECT(&s, "{}", {"minProperties", "", "must not have fewer than 1 properties"});
+	EXPECT(&s, "{\"a\": 1, \"b\": 2, \"c\": 3}", {"maxProperties", "", "must not have more than 2 properties"});
 	VALID(&s, "[]");
 }
 
@@ -682,12 +682,12 @@ static void test_object_order(void **state)
 	         .deps = deps, .n_deps = 1, .max_props = 3);
 
 	EXPECT(&s, "{\"type\": \"event\", \"event\": \"x\", \"method\": 5, \"pz\": 1.5, \"toolong\": 1}",
-	       {"maxProperties", "", "must NOT have more than 3 properties"},
+	       {"maxProperties", "", "must not have more than 3 properties"},
 	       {"required", "", "must have required property 'id'"},
-	       {"maxLength", "", "must NOT have more than 6 characters"},
+	       {"maxLength", "", "must not have more than 6 characters"},
 	       {"propertyNames", "", "property name must be valid"},
-	       {"additionalProperties", "", "must NOT have additional properties"},
-	       {"additionalProperties", "", "must NOT have additional properties"},
+	       {"additionalProperties", "", "must not have additional properties"},
+	       {"additionalProperties", "", "must not have additional properties"},
 	       {"dependencies", "", "must have property zz when property method is present"},
 	       {"const", "/type", "must be equal to constant"}, {"type", "/method", "must be string"},
 	       {"type", "/pz", "must be integer"});
@@ -706,8 +706,8 @@ static void test_not(void **state)
 	const pc_schema n_false = NODE(.path = "#", .kw = PC_KW_NOT, .not_ = &s_false);
 
 	VALID(&n, "1");
-	EXPECT(&n, "\"s\"", {"not", "", "must NOT be valid"});
-	EXPECT(&n_any, "1", {"not", "", "must NOT be valid"});
+	EXPECT(&n, "\"s\"", {"not", "", "must not be valid"});
+	EXPECT(&n_any, "1", {"not", "", "must not be valid"});
 	VALID(&n_false, "1");
 }
 
@@ -831,7 +831,7 @@ static void test_ref_recursive(void **state)
 	VALID(&tree, "{\"value\": 1, \"children\": [{\"value\": 2}, {\"value\": 3, \"children\": []}]}");
 	EXPECT(&tree, "{\"value\": 1, \"children\": [{\"value\": 2, \"children\": [{\"x\": 1}]}]}",
 	       {"required", "/children/0/children/0", "must have required property 'value'"},
-	       {"additionalProperties", "/children/0/children/0", "must NOT have additional properties"});
+	       {"additionalProperties", "/children/0/children/0", "must not have additional properties"});
 	const pc_verrs *e = run(&tree, "{\"value\": 1, \"children\": [{\"value\": \"two\"}]}", &ok);
 	assert_false(ok);
 	assert_string_equal(e->v[0].schema_path, "#/properties/value/type");
@@ -1051,10 +1051,10 @@ static void test_format_rules(void **state)
 	snprintf(e.v[1].instance_path, sizeof e.v[1].instance_path, "/a");
 	snprintf(e.v[1].message, sizeof e.v[1].message, "must have required property 'q'");
 	e.v[2].keyword = "additionalProperties";
-	snprintf(e.v[2].message, sizeof e.v[2].message, "must NOT have additional properties");
+	snprintf(e.v[2].message, sizeof e.v[2].message, "must not have additional properties");
 	assert_string_equal(pc_verrs_format(&e, out, sizeof out),
 	                    "must have required conditional properties; at /a: must have required property 'q'; "
-	                    "must NOT have additional properties");
+	                    "must not have additional properties");
 }
 
 static void test_format_truncation(void **state)
