@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "gw.h"
+#include "origin.h"
 #include "agent.h"
 #include "pairing.h"
 #include "pc_alloc.h"
@@ -148,6 +149,14 @@ static pd_conn *conn_new(pd_gw *gw, struct lws *wsi)
 	bool proxied = lws_hdr_total_length(wsi, WSI_TOKEN_X_FORWARDED_FOR) > 0;
 	c->loopback = is_loopback(c->ip) && !proxied;
 	c->has_origin = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0;
+	/* the headers are gone after the upgrade: judge the origin now */
+	char origin[512] = "", host[512] = "";
+	bool have_origin = c->has_origin && lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) > 0;
+	bool have_host = lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) > 0;
+	c->origin_verdict = (uint8_t)pd_origin_check(have_origin ? origin : NULL, have_host ? host : NULL,
+	                                              gw->cfg->allowed_origins, gw->cfg->origin_host_fallback,
+	                                              c->loopback);
+	c->origin_chrome_ext = have_origin && pd_origin_is_chrome_extension(origin);
 	pd_conn_link(gw, c);
 	return c;
 }

@@ -77,6 +77,8 @@ struct pd_conn {
 	char ip[64];
 	bool loopback;       /* direct local caller (loopback peer, no proxy headers) */
 	bool has_origin;     /* the upgrade carried an Origin header */
+	uint8_t origin_verdict; /* pd_origin_verdict of Origin/Host at upgrade */
+	bool origin_chrome_ext; /* Origin is a canonical Chrome extension */
 	bool preauth_counted;
 	int64_t connected_at_ms;
 

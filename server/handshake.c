@@ -11,6 +11,7 @@
 
 #include "auth.h"
 #include "gw.h"
+#include "origin.h"
 #include "pairing.h"
 #include "pc_alloc.h"
 
@@ -225,6 +226,47 @@ static pd_auth_result shared_auth(pd_conn *c, const oc_ConnectAuth *a, bool has_
 	return r;
 }
 
+static bool has_cap(const oc_ConnectParams *p, const char *cap)
+{
+	for (size_t i = 0; p->has_caps && i < p->caps.n; i++)
+		if (strcmp(p->caps.items[i], cap) == 0)
+			return true;
+	return false;
+}
+
+/* Upstream's browser rules, after the role and before auth: the browser
+ * copilot needs ui mode, two capabilities and a Chrome extension origin; the
+ * Control UI, webchat clients and any socket that sent Origin need an origin
+ * the gateway accepts (origin.h). Answers and closes when refused. */
+static bool origin_admitted(pd_conn *c, const char *id, const oc_ConnectParams *p)
+{
+	bool copilot = p->client.id == OC_GATEWAYCLIENTID_OPENCLAW_BROWSER_COPILOT;
+	if (copilot && (p->client.mode != OC_GATEWAYCLIENTMODE_UI || !has_cap(p, "run-tool-bindings") ||
+	                !has_cap(p, "session-scoped-events"))) {
+		fail(c, id, "INVALID_REQUEST",
+		     "browser copilot requires ui mode with run-tool-bindings and session-scoped-events capabilities", NULL,
+		     1008, NULL);
+		return false;
+	}
+	if (copilot && !c->origin_chrome_ext) {
+		fail(c, id, "INVALID_REQUEST", "browser copilot requires a canonical Chrome extension origin",
+		     json_pack("{s:s, s:s}", "code", "CONTROL_UI_ORIGIN_NOT_ALLOWED", "reason", "invalid browser copilot origin"),
+		     1008, NULL);
+		return false;
+	}
+	bool browser_ui = p->client.id == OC_GATEWAYCLIENTID_OPENCLAW_CONTROL_UI || copilot;
+	bool webchat = p->client.mode == OC_GATEWAYCLIENTMODE_WEBCHAT || p->client.id == OC_GATEWAYCLIENTID_WEBCHAT_UI;
+	if (copilot || !(c->has_origin || browser_ui || webchat) || c->origin_verdict == PD_ORIGIN_OK)
+		return true;
+	fail(c, id, "INVALID_REQUEST",
+	     "origin not allowed (open the Control UI from the gateway host or allow it in "
+	     "gateway.controlUi.allowedOrigins)",
+	     json_pack("{s:s, s:s}", "code", "CONTROL_UI_ORIGIN_NOT_ALLOWED", "reason",
+	               pd_origin_reason((pd_origin_verdict)c->origin_verdict)),
+	     1008, NULL);
+	return false;
+}
+
 static void admit(pd_conn *c, const char *id, const oc_ConnectParams *p)
 {
 	bool node_client = p->role && strcmp(p->role, "node") == 0 &&
@@ -248,6 +290,8 @@ static void admit(pd_conn *c, const char *id, const oc_ConnectParams *p)
 		fail(c, id, "INVALID_REQUEST", "invalid role", NULL, 1008, NULL);
 		return;
 	}
+	if (!origin_admitted(c, id, p))
+		return;
 
 	const oc_ConnectAuth *a = &p->auth;
 	bool has_device = p->has_device;

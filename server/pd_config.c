@@ -436,7 +436,8 @@ static int member(load_ctx *cx, json_t *obj, const char *name, const char *path,
 	if (type == JSON_STRING && json_is_object(v))
 		return fail_key(cx, path,
 		                "expected a string (secret references and objects are not supported by pincer)");
-	return fail_key(cx, path, "expected %s", type == JSON_OBJECT ? "an object" : "a string");
+	return fail_key(cx, path, "expected %s",
+	                type == JSON_OBJECT ? "an object" : type == JSON_ARRAY ? "an array" : "a string");
 }
 
 static int file_secret(load_ctx *cx, json_t *auth, const char *name, const char *path, const char **out)
@@ -488,6 +489,36 @@ static int file_pairing(load_ctx *cx, filecfg *fc, json_t *gw)
 		return rc;
 	return bool_member(cx, pairing, "autoApproveLocal", "gateway.nodes.pairing.autoApproveLocal",
 	                   &fc->cfg->auto_approve_local);
+}
+
+/* gateway.controlUi.{allowedOrigins, dangerouslyAllowHostHeaderOriginFallback} */
+static int file_control_ui(load_ctx *cx, filecfg *fc, json_t *gw)
+{
+	json_t *ui, *v;
+	int rc;
+	pd_config *cfg = fc->cfg;
+	if ((rc = member(cx, gw, "controlUi", "gateway.controlUi", JSON_OBJECT, &ui)) || !ui)
+		return rc;
+	if ((rc = member(cx, ui, "allowedOrigins", "gateway.controlUi.allowedOrigins", JSON_ARRAY, &v)))
+		return rc;
+	if (v) {
+		size_t n = json_array_size(v);
+		for (size_t i = 0; i < n; i++)
+			if (!json_is_string(json_array_get(v, i)))
+				return fail_key(cx, "gateway.controlUi.allowedOrigins", "expected an array of strings");
+		char **list = pc_calloc(n + 1, sizeof *list);
+		if (!list)
+			return fail_oom(cx);
+		for (size_t i = 0; i < n; i++)
+			if (!(list[i] = pc_strdup(json_string_value(json_array_get(v, i))))) {
+				pd_config_free_argv(list);
+				return fail_oom(cx);
+			}
+		pd_config_free_argv(cfg->allowed_origins);
+		cfg->allowed_origins = list;
+	}
+	return bool_member(cx, ui, "dangerouslyAllowHostHeaderOriginFallback",
+	                   "gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback", &cfg->origin_host_fallback);
 }
 
 /* gateway.auth.rateLimit.{maxAttempts, windowMs, lockoutMs, exemptLoopback} */
@@ -614,7 +645,7 @@ static int file_gateway(load_ctx *cx, filecfg *fc)
 		fc->custom_host = json_string_value(v);
 	}
 
-	if ((rc = file_pairing(cx, fc, gw)))
+	if ((rc = file_pairing(cx, fc, gw)) || (rc = file_control_ui(cx, fc, gw)))
 		return rc;
 	if ((rc = member(cx, gw, "auth", "gateway.auth", JSON_OBJECT, &auth)) || !auth)
 		return rc;
@@ -1010,5 +1041,6 @@ void pd_config_free(pd_config *cfg)
 	pc_mfree(cfg->config_path);
 	pd_config_free_argv(cfg->agent_argv);
 	pd_config_free_argv(cfg->channel_argv);
+	pd_config_free_argv(cfg->allowed_origins);
 	memset(cfg, 0, sizeof *cfg);
 }

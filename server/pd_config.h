@@ -62,6 +62,12 @@ typedef struct pd_config {
 	/* pincer.channels.command: argv of the delivery command `send` runs */
 	char **channel_argv;
 
+	/* gateway.controlUi.allowedOrigins (OWNED, NULL-terminated, may be NULL)
+	 * and .dangerouslyAllowHostHeaderOriginFallback: the browser-origin
+	 * check of Control UI, webchat and any socket sending Origin */
+	char **allowed_origins;
+	bool origin_host_fallback;
+
 	/* gateway.nodes.pairing.autoApproveLocal (default true): loopback
 	 * devices pair silently */
 	bool auto_approve_local;
