@@ -8,6 +8,7 @@
 
 #include "agent.h"
 #include "gw.h"
+#include "presence.h"
 #include "pc_alloc.h"
 
 pd_msg *pd_msg_new(const char *text, size_t len)
@@ -325,6 +326,8 @@ void pd_conn_destroy(pd_conn *c)
 	pd_agent_conn_gone(c);
 	pd_gw *gw = c->gw;
 	bool was_present = (gw->authed == c || c->auth_prev) && c->presence_tracked;
+	if (was_present)
+		pd_presence_upsert(gw->presence, c, false, pd_now_ms());
 	lws_sul_cancel(&c->sul_handshake);
 	pd_preauth_release(gw, c);
 	authed_unlink(gw, c);

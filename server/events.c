@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "gw.h"
+#include "presence.h"
 #include "pc_alloc.h"
 
 static bool may_receive(const pd_conn *c, const oc_event_info *ev)
@@ -92,44 +93,6 @@ static json_t *self_entry(pd_gw *gw)
 	                 (json_int_t)gw->started_ms);
 }
 
-static int set_str(json_t *o, const char *k, const char *v)
-{
-	return v && *v ? json_object_set_new(o, k, json_string(v)) : 0;
-}
-
-static json_t *client_entry(const pd_conn *c)
-{
-	json_t *e = json_object(), *scopes = json_array();
-	int rc = !e || !scopes;
-	for (size_t i = 0; !rc && i < c->n_scopes; i++)
-		rc |= json_array_append_new(scopes, json_string(c->scopes[i]));
-	if (rc) {
-		json_decref(e);
-		json_decref(scopes);
-		return NULL;
-	}
-	rc |= set_str(e, "host", c->client_display_name ? c->client_display_name : c->client_id);
-	if (!c->loopback)
-		rc |= set_str(e, "ip", c->ip);
-	rc |= set_str(e, "version", c->client_version);
-	rc |= set_str(e, "platform", c->client_platform);
-	rc |= set_str(e, "deviceFamily", c->client_device_family);
-	rc |= set_str(e, "modelIdentifier", c->client_model_identifier);
-	rc |= set_str(e, "timeZone", c->client_time_zone);
-	rc |= set_str(e, "mode", c->client_mode);
-	rc |= set_str(e, "reason", "connect");
-	rc |= set_str(e, "instanceId", c->client_instance_id);
-	rc |= json_object_set_new(e, "roles", json_pack("[s]", c->role == PD_ROLE_NODE ? "node" : "operator"));
-	rc |= json_object_set_new(e, "scopes", scopes);
-	rc |= json_object_set_new(e, "onlineSince", json_integer(c->connected_at_ms));
-	rc |= json_object_set_new(e, "ts", json_integer(c->connected_at_ms));
-	if (rc) {
-		json_decref(e);
-		return NULL;
-	}
-	return e;
-}
-
 static json_t *presence_build(pd_gw *gw);
 
 /* The list is rebuilt only when presence changes: hello-ok and
@@ -147,9 +110,8 @@ static json_t *presence_build(pd_gw *gw)
 	if (!list)
 		return NULL;
 	int rc = json_array_append_new(list, self_entry(gw));
-	for (pd_conn *c = gw->authed; !rc && c; c = c->auth_next)
-		if (c->state == PD_CONN_READY && c->presence_tracked)
-			rc |= json_array_append_new(list, client_entry(c));
+	if (!rc)
+		rc = pd_presence_append(gw->presence, list);
 	if (rc) {
 		json_decref(list);
 		return NULL;

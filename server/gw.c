@@ -13,6 +13,7 @@
 
 #include "gw.h"
 #include "origin.h"
+#include "presence.h"
 #include "agent.h"
 #include "pairing.h"
 #include "pc_alloc.h"
@@ -334,6 +335,12 @@ static void on_tick(uv_timer_t *t)
 
 static void on_health(uv_timer_t *t)
 {
+	pd_gw *gw = t->data;
+	/* rows past their TTL leave the list (no event, as upstream) */
+	if (pd_presence_prune(gw->presence, pd_now_ms())) {
+		json_decref(gw->presence_cache);
+		gw->presence_cache = NULL;
+	}
 	pd_health_refresh(t->data, true);
 	pd_agent_sweep(t->data); /* the idempotency cache is swept on this timer */
 }
@@ -469,7 +476,7 @@ int pd_gw_run(const pd_config *cfg)
 	}
 
 	pd_health_refresh(gw, false);
-	if (pd_agent_init(gw) != 0) {
+	if (!(gw->presence = pd_presence_new()) || pd_agent_init(gw) != 0) {
 		fprintf(stderr, "pincerd: out of memory\n");
 		return PD_EXIT_SOFTWARE;
 	}
@@ -498,6 +505,7 @@ int pd_gw_run(const pd_config *cfg)
 
 	json_decref(gw->health);
 	json_decref(gw->presence_cache);
+	pd_presence_free(gw->presence);
 	pc_mfree(gw->health_result);
 	pd_rl_fini(&gw->rl);
 	pd_pairing_close(gw);

@@ -154,6 +154,7 @@ struct pd_gw {
 	int64_t sv_presence, sv_health; /* stateVersion counters */
 	json_t *health;      /* cached HealthSummary (OWNED) */
 	json_t *presence_cache; /* PresenceEntry[] until presence changes (OWNED) */
+	struct pd_presence *presence; /* lasting clients, live and recent (OWNED) */
 	char *health_result; /* serialized `health` result until the next refresh (OWNED) */
 	size_t health_result_len;
 	int64_t health_ts;

@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "gw.h"
 #include "origin.h"
+#include "presence.h"
 #include "pairing.h"
 #include "pc_alloc.h"
 
@@ -446,6 +447,8 @@ void pd_handshake_hello_written(pd_conn *c)
 			pd_dispatch_frame(c, c->pending[i].data, c->pending[i].len);
 		pc_mfree(c->pending[i].data);
 	}
-	if (c->presence_tracked)
+	if (c->presence_tracked) {
+		pd_presence_upsert(gw->presence, c, true, pd_now_ms());
 		pd_presence_changed(gw);
+	}
 }
