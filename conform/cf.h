@@ -209,6 +209,7 @@ typedef struct cf_opts {
 
 typedef struct cf_run {
 	cf_opts o;
+	char run_tag[17]; /* random hex per invocation: ${run}, for unique keys */
 	FILE *log;
 	char host[128];
 	int url_port;

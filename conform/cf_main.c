@@ -277,6 +277,10 @@ static const char *skip_reason(cf_run *r, const json_t *def, const char **auth, 
 		snprintf(buf, bsz, "needs pincerd's test knobs (a small maxBufferedBytes)");
 		return buf;
 	}
+	if (knobs && strcmp(knobs, "echo") == 0) {
+		snprintf(buf, bsz, "matches the words of pincerd's echo agent backend (a model answers upstream)");
+		return buf;
+	}
 	if (knobs && strcmp(knobs, "timers") == 0 && !r->o.slow) {
 		snprintf(buf, bsz, "waits on gateway timers (30-60 s upstream); run with --slow");
 		return buf;
@@ -306,6 +310,7 @@ static json_t *base_vars(cf_run *r, cf_daemon *d, const char *auth)
 	json_object_set_new(v, "host", json_string(host));
 	json_object_set_new(v, "port", json_integer(port));
 	json_object_set_new(v, "url", json_string(url));
+	json_object_set_new(v, "run", json_string(r->run_tag));
 	if (d) {
 		if (strcmp(auth, "token") == 0)
 			json_object_set_new(v, "token", json_string(d->token));
@@ -566,6 +571,9 @@ int main(int argc, char **argv)
 		fputs("pincer-conform: libsodium failed to initialise\n", stderr);
 		return 2;
 	}
+	unsigned char tag[8];
+	randombytes_buf(tag, sizeof tag);
+	sodium_bin2hex(r.run_tag, sizeof r.run_tag, tag, sizeof tag);
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (r.o.log_path) {

@@ -1005,11 +1005,51 @@ static void format_part(const pc_verr *e, char *buf, size_t size)
 	snprintf(buf, size, "%s%s%s%s", path[0] ? "at " : "", path, path[0] ? ": " : "", msg);
 }
 
+/* Appends "; part" (or the first part) unless an identical part is already
+ * there; false once the output is full (cut at a UTF-8 boundary). */
+static bool append_part(char *out, size_t size, size_t *pos, const char *part)
+{
+	/* duplicates removed, as upstream's Set of parts */
+	size_t plen = strlen(part);
+	for (const char *p = out; *p;) {
+		const char *end = strstr(p, "; ");
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len == plen && memcmp(p, part, len) == 0)
+			return true;
+		if (!end)
+			break;
+		p = end + 2;
+	}
+	const char *pieces[2] = {*pos ? "; " : "", part};
+	for (int k = 0; k < 2; k++) {
+		for (const char *p = pieces[k]; *p; p++) {
+			if (*pos + 1 >= size) {
+				out[utf8_cut(out, *pos)] = '\0';
+				return false;
+			}
+			out[(*pos)++] = *p;
+		}
+	}
+	out[*pos] = '\0';
+	return true;
+}
+
+/* The released gateway validates with TypeBox, which stops after 8 raw
+ * errors and reports some keywords differently from Ajv; the text is built
+ * from that list (observed on the wire):
+ *  - one `required` error per object, naming the first missing property;
+ *  - unknown properties: one "schema is false" error per property at its own
+ *    path, then one `additionalProperties` error naming them all, which the
+ *    gateway shows as "unexpected property '<first>'" and for which it drops
+ *    the per-property ones; when the 8-error budget ends among them, the
+ *    per-property "schema is false" errors are what remains;
+ *  - everything else one error each. */
+#define PC_WIRE_ERRORS_MAX 8
+
 char *pc_verrs_format(const pc_verrs *errs, char *out, size_t size)
 {
 	char part[PC_VERR_PATH_MAX + PC_VERR_MSG_MAX + PC_VERR_PARAM_MAX + 64];
-	char prev[sizeof part];
-	size_t pos = 0, n;
+	size_t pos = 0, n, budget = PC_WIRE_ERRORS_MAX;
 
 	if (!out || size == 0)
 		return out;
@@ -1021,39 +1061,37 @@ char *pc_verrs_format(const pc_verrs *errs, char *out, size_t size)
 		copy_str(out, size, "unknown validation error");
 		return out;
 	}
-	for (size_t i = 0; i < n; i++) {
-		bool dup = false;
-		format_part(&errs->v[i], part, sizeof part);
-		for (size_t j = 0; j < i && !dup; j++) {
-			/* The real gateway reports one `required` error per object,
-			 * naming only the first missing property (observed on the
-			 * wire): drop later `required` errors at the same path. */
-			if (strcmp(errs->v[i].keyword, "required") == 0 && strcmp(errs->v[j].keyword, "required") == 0 &&
-			    strcmp(errs->v[i].instance_path, errs->v[j].instance_path) == 0) {
-				dup = true;
-				break;
+	for (size_t i = 0; i < n && budget > 0;) {
+		const pc_verr *e = &errs->v[i];
+		const char *kw = e->keyword ? e->keyword : "";
+		/* the run of errors of this keyword at this path */
+		size_t run = 1;
+		if (strcmp(kw, "required") == 0 || strcmp(kw, "additionalProperties") == 0)
+			while (i + run < n && strcmp(errs->v[i + run].keyword, kw) == 0 &&
+			       strcmp(errs->v[i + run].instance_path, e->instance_path) == 0)
+				run++;
+		bool room = true;
+		if (strcmp(kw, "additionalProperties") == 0 && e->param[0] && budget < run + 1) {
+			for (size_t k = 0; k < budget && room; k++) {
+				snprintf(part, sizeof part, "at %s/%s: schema is false", errs->v[i + k].instance_path,
+				         errs->v[i + k].param);
+				room = append_part(out, size, &pos, part);
 			}
-			format_part(&errs->v[j], prev, sizeof prev);
-			dup = strcmp(prev, part) == 0;
-		}
-		if (dup)
-			continue;
-		const char *pieces[2] = {pos ? "; " : "", part};
-		bool cut = false;
-		for (int k = 0; k < 2; k++) {
-			for (const char *p = pieces[k]; *p; p++) {
-				if (pos + 1 >= size) {
-					cut = true;
-					break;
-				}
-				out[pos++] = *p;
-			}
-		}
-		out[pos] = '\0';
-		if (cut) {
-			out[utf8_cut(out, pos)] = '\0';
 			break;
 		}
+		format_part(e, part, sizeof part);
+		/* a required error at a path already reported is the same TypeBox error */
+		bool seen = false;
+		for (size_t j = 0; j < i && strcmp(kw, "required") == 0; j++)
+			seen |= strcmp(errs->v[j].keyword, "required") == 0 &&
+			        strcmp(errs->v[j].instance_path, e->instance_path) == 0;
+		if (!seen) {
+			room = append_part(out, size, &pos, part);
+			budget -= strcmp(kw, "additionalProperties") == 0 && e->param[0] ? (run + 1 > budget ? budget : run + 1) : 1;
+		}
+		if (!room)
+			break;
+		i += run;
 	}
 	return out;
 }

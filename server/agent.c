@@ -22,6 +22,7 @@
 #include "dedupe.h"
 #include "pc_alloc.h"
 #include "sessions.h"
+#include "store.h"
 
 #define EXEC_HISTORY_MAX 50 /* earlier messages an exec backend is given */
 
@@ -388,7 +389,13 @@ static pd_run *run_start(pd_gw *gw, bool is_agent, const char *run_id, const jso
 		sid = run_id;
 	snprintf(key, sizeof key, "agent:%s:explicit:%s", agent_id, sid);
 	const char *session = jstr(params, "sessionKey") ? jstr(params, "sessionKey") : key;
+	/* the ack names the session when the caller did, or once it exists */
 	r->key_given = jstr(params, "sessionKey") != NULL;
+	if (!r->key_given && gw->store) {
+		json_t *known = pd_store_session_get(gw->store, key);
+		r->key_given = known != NULL;
+		json_decref(known);
+	}
 	const char *message = jstr(params, "message") ? jstr(params, "message") : "";
 	size_t rn = strlen(message) + 16;
 	r->reply = pc_malloc(rn);

@@ -121,5 +121,9 @@ int main(void)
 	    cmocka_unit_test(test_nodes_keyed_by_device),
 	    cmocka_unit_test(test_at_most_200_rows),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	size_t total = sizeof tests / sizeof tests[0];
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	int failed = cmocka_run_group_tests(tests, NULL, NULL);
+	printf("%zu passed, %d failed\n", total - (size_t)failed, failed);
+	return failed ? 1 : 0;
 }

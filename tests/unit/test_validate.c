@@ -1012,6 +1012,29 @@ static void test_format_upstream(void **state)
 	                    "at /device: must have required property 'nonce'");
 	assert_string_equal(format(&params2, "{\"device\": {\"nonce\": 1}}", out, sizeof out),
 	                    "unknown validation error");
+	/* observed against openclaw 2026.9.6 (TypeBox, at most 8 raw errors):
+	 * several unknown properties name only the first ... */
+	assert_string_equal(format(&params, "{\"client\": {}, \"a\": 1, \"b\": 2}", out, sizeof out),
+	                    "at root: unexpected property 'a'");
+	/* ... unless the 8-error budget ends among them: then each is "schema is false" */
+	assert_string_equal(format(&params,
+	                           "{\"client\": {}, \"a\": 1, \"b\": 2, \"c\": 3, \"d\": 4, \"e\": 5, "
+	                           "\"f\": 6, \"g\": 7, \"h\": 8, \"i\": 9}",
+	                           out, sizeof out),
+	                    "at /a: schema is false; at /b: schema is false; at /c: schema is false; "
+	                    "at /d: schema is false; at /e: schema is false; at /f: schema is false; "
+	                    "at /g: schema is false; at /h: schema is false");
+	/* the budget counts raw errors: 9 distinct enum failures show 8 */
+	static const pc_lit one[] = {LSTR("x")};
+	const pc_schema e1 = NODE(.path = "#/items", .kw = PC_KW_ENUM, .enum_vals = one, .n_enum = 1);
+	const pc_schema arr = NODE(.path = "#", .kw = PC_KW_ITEMS, .items = &e1);
+	assert_string_equal(format(&arr, "[1, 2, 3, 4, 5, 6, 7, 8, 9]", out, sizeof out),
+	                    "at /0: must be equal to one of the allowed values; at /1: must be equal to one of the "
+	                    "allowed values; at /2: must be equal to one of the allowed values; at /3: must be "
+	                    "equal to one of the allowed values; at /4: must be equal to one of the allowed values; "
+	                    "at /5: must be equal to one of the allowed values; at /6: must be equal to one of the "
+	                    "allowed values; at /7: must be equal to one of the allowed values");
+
 	/* valid: no errors at all */
 	pc_verrs none = {0};
 	assert_string_equal(pc_verrs_format(&none, out, sizeof out), "unknown validation error");
