@@ -74,14 +74,22 @@ static bool write_json_0600(const char *path, const json_t *j, bool exclusive, p
 	return ok;
 }
 
+/* mkdir -p of the file's directory, new levels 0700 (EEXIST is fine) */
 static void ensure_parent_dir(const char *path)
 {
 	char *d = strdup(path);
 	if (!d)
 		return;
 	char *dir = dirname(d);
+	for (char *p = dir + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		mkdir(dir, 0700);
+		*p = '/';
+	}
 	if (strcmp(dir, ".") != 0 && strcmp(dir, "/") != 0)
-		mkdir(dir, 0700); /* one level; EEXIST is fine */
+		mkdir(dir, 0700);
 	free(d);
 }
 

@@ -205,6 +205,8 @@ typedef struct cf_opts {
 	json_t *var_overrides; /* --var name=value */
 	bool serve;             /* --serve: play the gateway, judge clients */
 	const char *client_cmd; /* --client-cmd: overrides the scenarios' "client" */
+	const char *gateway_config_path; /* --gateway-config: what the --url gateway runs with */
+	json_t *gateway_config;          /* its JSON (NEW) or NULL */
 } cf_opts;
 
 typedef struct cf_run {

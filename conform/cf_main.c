@@ -43,6 +43,8 @@ static void usage(FILE *f)
 	      "  --only SUBSTR       run only scenarios whose name contains SUBSTR\n"
 	      "  --var NAME=VALUE    override a scenario variable (VALUE parsed as JSON when it is)\n"
 	      "  --slow              with --url, also run scenarios that wait on upstream timers (30-60 s)\n"
+	      "  --gateway-config F  with --url, the JSON config that gateway runs with: scenarios whose\n"
+	      "                      profile needs config contained in it run instead of being skipped\n"
 	      "  --log FILE          every frame both ways as JSON lines\n"
 	      "  --keep              keep the pincerd state directories\n"
 	      "  -v, --verbose       print steps and frames\n"
@@ -225,6 +227,21 @@ static json_t *profile_config(const json_t *profile, const char **bad)
 	return cfg;
 }
 
+/* Whether every member of want (objects recursively) is in have. */
+static bool contains(const json_t *have, const json_t *want)
+{
+	if (!have)
+		return false;
+	if (!json_is_object(want))
+		return json_equal(have, want);
+	if (!json_is_object(have))
+		return false;
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)want, k, v) if (!contains(json_object_get(have, k), v)) return false;
+	return true;
+}
+
 /* Why a scenario cannot run against this gateway, or NULL. */
 static const char *skip_reason(cf_run *r, const json_t *def, const char **auth, const char **instance, char *buf,
                                size_t bsz)
@@ -250,6 +267,10 @@ static const char *skip_reason(cf_run *r, const json_t *def, const char **auth, 
 	if (r->o.pincerd) {
 		json_decref(cfg);
 		return NULL;
+	}
+	if (cfg && contains(r->o.gateway_config, cfg)) {
+		json_decref(cfg); /* the --url gateway was started with it */
+		cfg = NULL;
 	}
 	if (cfg) {
 		char *t = json_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS);
@@ -485,6 +506,7 @@ int main(int argc, char **argv)
 		OPT("--only", r.o.only)
 		OPT("--log", r.o.log_path)
 		OPT("--client-cmd", r.o.client_cmd)
+		OPT("--gateway-config", r.o.gateway_config_path)
 #undef OPT
 		if (strcmp(a, "--negative") == 0 && val) {
 			r.o.negative = val;
@@ -571,6 +593,14 @@ int main(int argc, char **argv)
 		fputs("pincer-conform: libsodium failed to initialise\n", stderr);
 		return 2;
 	}
+	if (r.o.gateway_config_path) {
+		json_error_t jerr;
+		r.o.gateway_config = json_load_file(r.o.gateway_config_path, 0, &jerr);
+		if (!json_is_object(r.o.gateway_config)) {
+			fprintf(stderr, "pincer-conform: %s: not a JSON object (%s)\n", r.o.gateway_config_path, jerr.text);
+			return 2;
+		}
+	}
 	unsigned char tag[8];
 	randombytes_buf(tag, sizeof tag);
 	sodium_bin2hex(r.run_tag, sizeof r.run_tag, tag, sizeof tag);
@@ -620,6 +650,7 @@ int main(int argc, char **argv)
 		free(d);
 	}
 	json_decref(r.o.var_overrides);
+	json_decref(r.o.gateway_config);
 	cf_buf_free(&r.extra_failures);
 	if (r.log)
 		fclose(r.log);

@@ -156,7 +156,8 @@ static void test_device_auth(void **state)
 {
 	(void)state;
 	char idp[400];
-	snprintf(idp, sizeof idp, "%s/ident/device.json", D.dir);
+	/* missing directories are created, several levels deep (a fresh HOME) */
+	snprintf(idp, sizeof idp, "%s/ident/nested/deeper/device.json", D.dir);
 	pc_cl_error err = {0};
 	pc_cl_opts o = {.url = D.url, .token = "t", .scopes = READ, .n_scopes = 1, .use_device = true,
 	                .identity_path = idp};
@@ -164,6 +165,10 @@ static void test_device_auth(void **state)
 	if (!cl)
 		fail_msg("device connect: %s %s", err.code, err.message);
 	struct stat st;
+	char parent[420];
+	snprintf(parent, sizeof parent, "%s/ident/nested", D.dir);
+	assert_int_equal(stat(parent, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
 	assert_int_equal(stat(idp, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
 	const char *dt = hello_auth(cl, "deviceToken");
