@@ -39,7 +39,7 @@ UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 
-.PHONY: all deps gen check-gen test test-unit test-jsts test-golden test-ajv test-conform clean run fuzz fuzz-server fuzz-device bench install test-install
+.PHONY: conform-upstream all deps gen check-gen test test-unit test-jsts test-golden test-ajv test-conform clean run fuzz fuzz-server fuzz-device bench install test-install
 all: deps bin/pincer-gen $(BUILD)/libpincer-proto.a bin/pincerd bin/pincer-conform bin/pincer
 
 # ---- dependencies ----------------------------------------------------------
@@ -251,6 +251,11 @@ test-conform: deps bin/pincerd bin/pincer-conform bin/pincer $(BUILD)/sdk-exampl
 	bin/pincer-conform --pincerd bin/pincerd --scenarios tests/conformance
 	bin/pincer-conform --serve --scenarios tests/conformance/clients
 	bin/pincer-conform --serve --scenarios tests/conformance/clients-sdk --client-cmd '$(BUILD)/sdk-example {url} {token} hi'
+
+# The released OpenClaw gateway judged by pincer's suite and CLI (npm registry;
+# not part of make test). Logs in build/upstream/.
+conform-upstream: all
+	tests/upstream/conform-upstream.sh
 
 run: all
 	exec bin/pincerd

@@ -491,32 +491,46 @@ static int file_pairing(load_ctx *cx, filecfg *fc, json_t *gw)
 	                   &fc->cfg->auto_approve_local);
 }
 
+/* A NULL-terminated NEW list from an array of strings; argv: the array and
+ * its strings must not be empty (a command, no shell). */
+static int strings_member(load_ctx *cx, json_t *obj, const char *name, const char *path, bool argv,
+                          char ***out)
+{
+	json_t *v = json_object_get(obj, name);
+	if (!v)
+		return PD_EXIT_OK;
+	bool ok = json_is_array(v) && (!argv || json_array_size(v) > 0);
+	size_t n = json_is_array(v) ? json_array_size(v) : 0;
+	for (size_t i = 0; i < n; i++)
+		if (!json_is_string(json_array_get(v, i)) || (argv && !*json_string_value(json_array_get(v, i))))
+			ok = false;
+	if (!ok)
+		return fail_key(cx, path, argv ? "expected a non-empty array of non-empty strings (argv, no shell)"
+		                               : "expected an array of strings");
+	char **list = pc_calloc(n + 1, sizeof *list);
+	if (!list)
+		return fail_oom(cx);
+	for (size_t i = 0; i < n; i++)
+		if (!(list[i] = pc_strdup(json_string_value(json_array_get(v, i))))) {
+			pd_config_free_argv(list);
+			return fail_oom(cx);
+		}
+	pd_config_free_argv(*out);
+	*out = list;
+	return PD_EXIT_OK;
+}
+
 /* gateway.controlUi.{allowedOrigins, dangerouslyAllowHostHeaderOriginFallback} */
 static int file_control_ui(load_ctx *cx, filecfg *fc, json_t *gw)
 {
-	json_t *ui, *v;
+	json_t *ui;
 	int rc;
 	pd_config *cfg = fc->cfg;
 	if ((rc = member(cx, gw, "controlUi", "gateway.controlUi", JSON_OBJECT, &ui)) || !ui)
 		return rc;
-	if ((rc = member(cx, ui, "allowedOrigins", "gateway.controlUi.allowedOrigins", JSON_ARRAY, &v)))
+	if ((rc = strings_member(cx, ui, "allowedOrigins", "gateway.controlUi.allowedOrigins", false,
+	                         &cfg->allowed_origins)))
 		return rc;
-	if (v) {
-		size_t n = json_array_size(v);
-		for (size_t i = 0; i < n; i++)
-			if (!json_is_string(json_array_get(v, i)))
-				return fail_key(cx, "gateway.controlUi.allowedOrigins", "expected an array of strings");
-		char **list = pc_calloc(n + 1, sizeof *list);
-		if (!list)
-			return fail_oom(cx);
-		for (size_t i = 0; i < n; i++)
-			if (!(list[i] = pc_strdup(json_string_value(json_array_get(v, i))))) {
-				pd_config_free_argv(list);
-				return fail_oom(cx);
-			}
-		pd_config_free_argv(cfg->allowed_origins);
-		cfg->allowed_origins = list;
-	}
 	return bool_member(cx, ui, "dangerouslyAllowHostHeaderOriginFallback",
 	                   "gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback", &cfg->origin_host_fallback);
 }
@@ -543,31 +557,6 @@ static int file_rate_limit(load_ctx *cx, filecfg *fc, json_t *auth)
 	                   &cfg->rate_limit.exempt_loopback);
 }
 
-/* A NULL-terminated NEW argv from a non-empty array of non-empty strings. */
-static int argv_member(load_ctx *cx, json_t *obj, const char *name, const char *path, char ***out)
-{
-	json_t *v = json_object_get(obj, name);
-	if (!v)
-		return PD_EXIT_OK;
-	size_t n = json_is_array(v) ? json_array_size(v) : 0;
-	for (size_t i = 0; i < n; i++)
-		if (!json_is_string(json_array_get(v, i)) || !*json_string_value(json_array_get(v, i)))
-			n = 0;
-	if (!n)
-		return fail_key(cx, path, "expected a non-empty array of non-empty strings (argv, no shell)");
-	char **argv = pc_calloc(n + 1, sizeof *argv);
-	if (!argv)
-		return fail_oom(cx);
-	for (size_t i = 0; i < n; i++)
-		if (!(argv[i] = pc_strdup(json_string_value(json_array_get(v, i))))) {
-			pd_config_free_argv(argv);
-			return fail_oom(cx);
-		}
-	pd_config_free_argv(*out);
-	*out = argv;
-	return PD_EXIT_OK;
-}
-
 /* pincer.* (keys upstream has no equivalent for): the agent backend and the
  * delivery channel command. */
 static int file_pincer(load_ctx *cx, filecfg *fc)
@@ -585,7 +574,7 @@ static int file_pincer(load_ctx *cx, filecfg *fc)
 		if (v && strcmp(json_string_value(v), "echo") != 0 && strcmp(json_string_value(v), "exec") != 0)
 			return fail_key(cx, "pincer.agent.backend", "expected \"echo\" or \"exec\"");
 		cfg->agent_exec = v && strcmp(json_string_value(v), "exec") == 0;
-		if ((rc = argv_member(cx, agent, "command", "pincer.agent.command", &cfg->agent_argv)) ||
+		if ((rc = strings_member(cx, agent, "command", "pincer.agent.command", true, &cfg->agent_argv)) ||
 		    (rc = int_member(cx, agent, "timeoutMs", "pincer.agent.timeoutMs", 1, INT32_MAX,
 		                     &cfg->agent_timeout_ms)))
 			return rc;
@@ -594,7 +583,7 @@ static int file_pincer(load_ctx *cx, filecfg *fc)
 	}
 	if ((rc = member(cx, pc, "channels", "pincer.channels", JSON_OBJECT, &channels)) || !channels)
 		return rc;
-	return argv_member(cx, channels, "command", "pincer.channels.command", &cfg->channel_argv);
+	return strings_member(cx, channels, "command", "pincer.channels.command", true, &cfg->channel_argv);
 }
 
 /* Reads the gateway.* keys pincer knows; the rest of the file is ignored. */

@@ -470,6 +470,24 @@ static void test_config_ignored_keys(void **state)
 	assert_int_equal(cfg.rate_limit.window_ms, 1000);
 	assert_int_equal(cfg.rate_limit.lockout_ms, 0);
 	assert_false(cfg.rate_limit.exempt_loopback);
+	assert_null(cfg.allowed_origins);
+	assert_false(cfg.origin_host_fallback);
+	pd_config_free(&cfg);
+
+	/* browser origins */
+	path = config("{\"gateway\": {\"controlUi\": {\"allowedOrigins\": [\"https://ops.example\", \"*\"],\n"
+	              "  \"dangerouslyAllowHostHeaderOriginFallback\": true}}}");
+	assert_int_equal(LOAD(&cfg, "--config", path), PD_EXIT_OK);
+	assert_non_null(cfg.allowed_origins);
+	assert_string_equal(cfg.allowed_origins[0], "https://ops.example");
+	assert_string_equal(cfg.allowed_origins[1], "*");
+	assert_null(cfg.allowed_origins[2]);
+	assert_true(cfg.origin_host_fallback);
+	pd_config_free(&cfg);
+	path = config("{\"gateway\": {\"controlUi\": {\"allowedOrigins\": []}}}");
+	assert_int_equal(LOAD(&cfg, "--config", path), PD_EXIT_OK);
+	assert_non_null(cfg.allowed_origins);
+	assert_null(cfg.allowed_origins[0]);
 	pd_config_free(&cfg);
 }
 
@@ -513,6 +531,13 @@ static void test_config_errors(void **state)
 	    {"{\"gateway\": {\"nodes\": {\"pairing\": {\"autoApproveLocal\": \"no\"}}}}",
 	     "gateway.nodes.pairing.autoApproveLocal: expected true or false"},
 	    {"{\"gateway\": {\"nodes\": []}}", "gateway.nodes: expected an object"},
+	    {"{\"gateway\": {\"controlUi\": {\"allowedOrigins\": \"*\"}}}",
+	     "gateway.controlUi.allowedOrigins: expected an array"},
+	    {"{\"gateway\": {\"controlUi\": {\"allowedOrigins\": [1]}}}",
+	     "gateway.controlUi.allowedOrigins: expected an array of strings"},
+	    {"{\"gateway\": {\"controlUi\": {\"dangerouslyAllowHostHeaderOriginFallback\": \"yes\"}}}",
+	     "gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback: expected true or false"},
+	    {"{\"gateway\": {\"controlUi\": []}}", "gateway.controlUi: expected an object"},
 	    {"{\"gateway\": {\"auth\": {\"rateLimit\": {\"maxAttempts\": 0}}}}",
 	     "gateway.auth.rateLimit.maxAttempts: expected an integer"},
 	    {"{\"gateway\": {\"auth\": {\"rateLimit\": {\"windowMs\": \"60s\"}}}}",
