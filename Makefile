@@ -246,11 +246,17 @@ test: deps check-gen
 $(BUILD)/sdk-example: docs/sdk-example.c $(BUILD)/libpincer-client.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libpincer-client.a $(LDFLAGS) $(LDLIBS)
 
-test-conform: deps bin/pincerd bin/pincer-conform bin/pincer $(BUILD)/sdk-example
+# a raw client that judges the referee's own closing (tests/conformance/clients-raw)
+$(BUILD)/closewait: tests/conformance/clients-raw/closewait.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@
+
+test-conform: deps bin/pincerd bin/pincer-conform bin/pincer $(BUILD)/sdk-example $(BUILD)/closewait
 	bin/pincer-conform --self-test tests/fixtures/vectors
 	bin/pincer-conform --pincerd bin/pincerd --scenarios tests/conformance
 	bin/pincer-conform --serve --scenarios tests/conformance/clients
 	bin/pincer-conform --serve --scenarios tests/conformance/clients-sdk --client-cmd '$(BUILD)/sdk-example {url} {token} hi'
+	bin/pincer-conform --serve --scenarios tests/conformance/clients-raw --client-cmd '$(BUILD)/closewait {port}'
 
 # The released OpenClaw gateway judged by pincer's suite and CLI (npm registry;
 # not part of make test). Logs in build/upstream/.

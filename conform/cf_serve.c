@@ -218,6 +218,10 @@ static int sv_parse(sv_scn *v, sv_conn *c, int *op, cf_buf *out)
 				sv_send(c, CF_OP_CLOSE, pl.p, pl.n >= 2 ? 2 : 0);
 				c->close_sent = true;
 			}
+			/* the closing handshake is complete: the server ends the TCP
+			 * connection first (RFC 6455 §7.1.1); a client may wait for that
+			 * before it exits (Node's ws waits up to 30 s) */
+			shutdown(c->fd, SHUT_RDWR);
 			cf_buf_free(&pl);
 			return -1;
 		} else if (opcode == CF_OP_PONG) {
