@@ -3,6 +3,10 @@
  * presence (the gateway's own entry plus one per authenticated client),
  * the stateVersion counters and the cached health summary.
  */
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/utsname.h>
@@ -78,16 +82,34 @@ json_t *pd_state_version(pd_gw *gw)
 	                 (json_int_t)gw->sv_health);
 }
 
+/* the first non-loopback IPv4 address, as upstream lists its own; else the host name */
+static void primary_ip(char *out, size_t n, const char *fallback)
+{
+	struct ifaddrs *ifs = NULL, *i;
+	snprintf(out, n, "%s", fallback);
+	if (getifaddrs(&ifs) != 0)
+		return;
+	for (i = ifs; i; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || (i->ifa_flags & IFF_LOOPBACK) ||
+		    !(i->ifa_flags & IFF_UP))
+			continue;
+		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr, out, (socklen_t)n);
+		break;
+	}
+	freeifaddrs(ifs);
+}
+
 static json_t *self_entry(pd_gw *gw)
 {
-	char host[256] = "localhost", platform[300] = "linux", text[700];
+	char host[256] = "localhost", platform[300] = "linux", text[800], ip[64];
 	struct utsname u;
 	gethostname(host, sizeof host - 1);
 	if (uname(&u) == 0)
 		snprintf(platform, sizeof platform, "%s %s", "linux", u.release);
-	snprintf(text, sizeof text, "Gateway: %s (%s) · app %s · mode gateway · reason self", host, host,
+	primary_ip(ip, sizeof ip, host);
+	snprintf(text, sizeof text, "Gateway: %s (%s) · app %s · mode gateway · reason self", host, ip,
 	         PINCER_VERSION);
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "host", host, "ip", host,
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "host", host, "ip", ip,
 	                 "version", PINCER_VERSION, "platform", platform, "deviceFamily", "Linux", "mode",
 	                 "gateway", "reason", "self", "instanceId", gw->boot_id, "text", text, "ts",
 	                 (json_int_t)gw->started_ms);
