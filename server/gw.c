@@ -13,6 +13,7 @@
 
 #include "gw.h"
 #include "agent.h"
+#include "msg_out.h"
 #include "pairing.h"
 #include "pc_alloc.h"
 
@@ -36,16 +37,27 @@ int64_t pd_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* A v4 UUID from 16 random bytes (b is changed: version and variant bits). */
+static void uuid_format(unsigned char b[16], char out[PD_UUID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
+	char *p = out;
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*p++ = '-';
+		*p++ = hex[b[i] >> 4];
+		*p++ = hex[b[i] & 0xF];
+	}
+	*p = '\0';
+}
+
 void pd_uuid4(char out[PD_UUID_LEN + 1])
 {
 	unsigned char b[16];
 	randombytes_buf(b, sizeof b);
-	b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
-	b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
-	snprintf(out, PD_UUID_LEN + 1,
-	         "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-	         b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-	         b[14], b[15]);
+	uuid_format(b, out);
 }
 
 /* ---- pre-auth sockets per client IP ---------------------------------- */
@@ -120,17 +132,23 @@ static bool is_loopback(const char *ip)
 	       strncmp(ip, "::ffff:127.", 11) == 0;
 }
 
+/* connect.challenge, written directly (no jansson tree). */
 static void send_challenge(pd_conn *c)
 {
-	json_t *f = json_pack("{s:s, s:s, s:{s:s, s:I, s:[s]}}", "type", "event", "event",
-	                      "connect.challenge", "payload", "nonce", c->nonce, "ts",
-	                      (json_int_t)pd_now_ms(), "capabilities", "model-catalog-snapshot");
-	if (!f) {
+	pd_out o;
+	if (pd_out_init(&o, 160)) {
+		pd_out_lit(&o, "{\"type\":\"event\",\"event\":\"connect.challenge\",\"payload\":{\"nonce\":");
+		pd_out_str(&o, c->nonce);
+		pd_out_lit(&o, ",\"ts\":");
+		pd_out_int(&o, pd_now_ms());
+		pd_out_lit(&o, ",\"capabilities\":[\"model-catalog-snapshot\"]}}");
+	}
+	pd_msg *m = pd_out_finish(&o);
+	if (!m) {
 		pd_conn_close(c, 1011, NULL);
 		return;
 	}
-	pd_conn_send_json(c, f);
-	json_decref(f);
+	pd_conn_send(c, m);
 }
 
 static pd_conn *conn_new(pd_gw *gw, struct lws *wsi)
@@ -142,8 +160,11 @@ static pd_conn *conn_new(pd_gw *gw, struct lws *wsi)
 	c->wsi = wsi;
 	c->state = PD_CONN_AWAIT_CONNECT;
 	c->connected_at_ms = pd_now_ms();
-	pd_uuid4(c->conn_id);
-	pd_uuid4(c->nonce);
+	unsigned char b[32]; /* connId and nonce: one draw */
+	randombytes_buf(b, sizeof b);
+	uuid_format(b, c->conn_id);
+	uuid_format(b + 16, c->nonce);
+	sodium_memzero(b, sizeof b);
 	lws_get_peer_simple(wsi, c->ip, sizeof c->ip);
 	bool proxied = lws_hdr_total_length(wsi, WSI_TOKEN_X_FORWARDED_FOR) > 0;
 	c->loopback = is_loopback(c->ip) && !proxied;
@@ -221,22 +242,30 @@ static int on_receive(pd_conn *c, const void *in, size_t len)
 	return 0;
 }
 
-/* Writes one queued message; returns -1 to close the socket. */
+/* Writes the queued messages while the socket takes them; returns -1 to
+ * close the socket. */
 static int on_writeable(pd_conn *c)
 {
+	if (c->write_failed)
+		return -1;
 	if (c->hold_writes && !c->close_pending)
 		return 0;
 	if (c->q_len) {
-		pd_msg *m = c->q[c->q_head];
-		c->q_head = (c->q_head + 1) % c->q_cap;
-		c->q_len--;
-		c->q_bytes -= m->len;
-		int n = lws_write(c->wsi, pd_msg_payload(m), m->len, LWS_WRITE_TEXT);
-		pd_msg_unref(m);
-		if (n < 0)
-			return -1;
-		if (c->state == PD_CONN_HELLO_PENDING && c->q_len == 0)
-			pd_handshake_hello_written(c);
+		do {
+			pd_msg *m = c->q[c->q_head];
+			c->q_head = (c->q_head + 1) % c->q_cap;
+			c->q_len--;
+			c->q_bytes -= m->len;
+			int n = lws_write(c->wsi, pd_msg_payload(m), m->len, LWS_WRITE_TEXT);
+			pd_msg_unref(m);
+			if (n < 0)
+				return -1;
+			if (c->state == PD_CONN_HELLO_PENDING && c->q_len == 0)
+				pd_handshake_hello_written(c);
+			if (c->write_failed)
+				return -1;
+			/* what lws could not send yet goes first: the rest waits */
+		} while (c->q_len && !lws_partial_buffered(c->wsi));
 		if (c->q_len || c->close_pending)
 			lws_callback_on_writable(c->wsi);
 		return 0;

@@ -98,6 +98,7 @@ struct pd_conn {
 	bool close_pending;
 	bool hold_writes;    /* hello-ok queued but held (see handshake.c) */
 	bool close_sent;     /* our close frame is out; waiting for the peer's */
+	bool write_failed;   /* a direct write failed: WRITEABLE closes the socket */
 	int close_code;
 	char close_reason[PD_CLOSE_REASON_MAX + 4];
 
@@ -154,6 +155,7 @@ struct pd_gw {
 	char *health_result; /* serialized `health` result until the next refresh (OWNED) */
 	size_t health_result_len;
 	int64_t health_ts;
+	uint64_t health_gen;  /* bumped on every refresh (cached texts compare it) */
 	char boot_id[PD_UUID_LEN + 1];
 };
 
@@ -171,8 +173,10 @@ static inline int64_t pd_uptime_ms(const pd_gw *gw)
 }
 void pd_uuid4(char out[PD_UUID_LEN + 1]);
 
-/* Queues a message (takes a NEW ref of m) and asks for WRITEABLE. Closes the
- * socket 1008 "slow consumer" when the queue exceeds maxBufferedBytes. */
+/* Sends a message (takes a NEW ref of m): written at once when nothing is
+ * queued or held ahead of it, else queued behind the rest (WRITEABLE writes
+ * it). Closes the socket 1008 "slow consumer" when the queue exceeds
+ * maxBufferedBytes. */
 void pd_conn_send(pd_conn *c, pd_msg *m);
 /* Serializes and queues `frame` (BORROWED). */
 void pd_conn_send_json(pd_conn *c, const json_t *frame);

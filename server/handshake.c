@@ -322,17 +322,18 @@ static void admit(pd_conn *c, const char *id, const oc_ConnectParams *p)
 		pd_conn_close(c, 1011, NULL);
 		return;
 	}
+	/* Upstream authenticates asynchronously, so frames that arrived with
+	 * the connect queue behind it (max 15). lws may service WRITEABLE
+	 * between messages of one read; holding hello-ok until the next loop
+	 * turn keeps that window the same for every frame of the burst (set
+	 * before sending: an unheld message would be written at once). */
+	c->hold_writes = true;
 	pd_send_ok(c, id, hello);
 	if (c->close_pending)
 		return; /* hello-ok could not be queued */
 	lws_sul_cancel(&c->sul_handshake);
 	pd_preauth_release(c->gw, c);
 	c->state = PD_CONN_HELLO_PENDING;
-	/* Upstream authenticates asynchronously, so frames that arrived with
-	 * the connect queue behind it (max 15). lws may service WRITEABLE
-	 * between messages of one read; holding hello-ok until the next loop
-	 * turn keeps that window the same for every frame of the burst. */
-	c->hold_writes = true;
 	lws_sul_schedule(c->gw->ctx, 0, &c->sul_handshake, release_hello, PD_HELLO_HOLD_US);
 }
 
