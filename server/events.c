@@ -181,6 +181,7 @@ void pd_health_refresh(pd_gw *gw, bool broadcast)
 	json_decref(gw->health);
 	gw->health = h;
 	gw->health_ts = t0;
+	gw->health_gen++;
 	pc_mfree(gw->health_result); /* the `health` answer is rebuilt on demand */
 	gw->health_result = NULL;
 	if (broadcast) {
