@@ -104,7 +104,8 @@ void pd_conn_send(pd_conn *c, pd_msg *m)
 	c->q[(c->q_head + c->q_len) % c->q_cap] = m;
 	c->q_len++;
 	c->q_bytes += m->len;
-	lws_callback_on_writable(c->wsi);
+	if (!c->hold_writes) /* a held hello-ok is written when released */
+		lws_callback_on_writable(c->wsi);
 }
 
 void pd_conn_send_json(pd_conn *c, const json_t *frame)
@@ -320,6 +321,12 @@ void pd_conn_destroy(pd_conn *c)
 	pd_gw *gw = c->gw;
 	bool was_present = (gw->authed == c || c->auth_prev) && c->presence_tracked;
 	lws_sul_cancel(&c->sul_handshake);
+	if (c->release_queued) /* a held hello-ok: at most the sockets of one turn */
+		for (pd_conn **pp = &gw->hello_release; *pp; pp = &(*pp)->release_next)
+			if (*pp == c) {
+				*pp = c->release_next;
+				break;
+			}
 	pd_preauth_release(gw, c);
 	authed_unlink(gw, c);
 	if (c->prev)

@@ -242,34 +242,75 @@ static int on_receive(pd_conn *c, const void *in, size_t len)
 	return 0;
 }
 
-/* Writes the queued messages while the socket takes them; returns -1 to
- * close the socket. */
+/* Writes the queued messages while the socket takes them (what lws could
+ * not send yet goes first: the rest waits for WRITEABLE). After hello-ok,
+ * the frames that waited behind it are dispatched. Returns -1 when the
+ * socket failed. */
+static int write_queued(pd_conn *c)
+{
+	while (c->q_len && !lws_partial_buffered(c->wsi)) {
+		pd_msg *m = c->q[c->q_head];
+		c->q_head = (c->q_head + 1) % c->q_cap;
+		c->q_len--;
+		c->q_bytes -= m->len;
+		int n = lws_write(c->wsi, pd_msg_payload(m), m->len, LWS_WRITE_TEXT);
+		pd_msg_unref(m);
+		if (n < 0)
+			return -1;
+		if (c->state == PD_CONN_HELLO_PENDING && c->q_len == 0)
+			pd_handshake_hello_written(c);
+		if (c->write_failed)
+			return -1;
+	}
+	if (c->q_len || c->close_pending)
+		lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+/* The check phase runs once per loop turn, after the poll phase's I/O
+ * callbacks: every frame read with a connect has been routed by now. */
+static void on_hello_check(uv_check_t *h)
+{
+	pd_gw *gw = h->data;
+	uv_check_stop(h);
+	pd_conn *list = gw->hello_release;
+	gw->hello_release = NULL;
+	while (list) {
+		pd_conn *c = list;
+		list = c->release_next;
+		c->release_next = NULL;
+		c->release_queued = false;
+		c->hold_writes = false;
+		if (write_queued(c) < 0) {
+			c->write_failed = true; /* WRITEABLE closes it */
+			c->state = PD_CONN_CLOSING;
+			lws_callback_on_writable(c->wsi);
+		}
+	}
+}
+
+void pd_hello_release_later(pd_conn *c)
+{
+	pd_gw *gw = c->gw;
+	if (c->release_queued)
+		return;
+	c->release_queued = true;
+	c->release_next = gw->hello_release;
+	gw->hello_release = c;
+	if (!uv_is_active((uv_handle_t *)&gw->hello_check))
+		uv_check_start(&gw->hello_check, on_hello_check);
+}
+
+/* Writes the queued messages and then the close frame; returns -1 to close
+ * the socket. */
 static int on_writeable(pd_conn *c)
 {
 	if (c->write_failed)
 		return -1;
 	if (c->hold_writes && !c->close_pending)
 		return 0;
-	if (c->q_len) {
-		do {
-			pd_msg *m = c->q[c->q_head];
-			c->q_head = (c->q_head + 1) % c->q_cap;
-			c->q_len--;
-			c->q_bytes -= m->len;
-			int n = lws_write(c->wsi, pd_msg_payload(m), m->len, LWS_WRITE_TEXT);
-			pd_msg_unref(m);
-			if (n < 0)
-				return -1;
-			if (c->state == PD_CONN_HELLO_PENDING && c->q_len == 0)
-				pd_handshake_hello_written(c);
-			if (c->write_failed)
-				return -1;
-			/* what lws could not send yet goes first: the rest waits */
-		} while (c->q_len && !lws_partial_buffered(c->wsi));
-		if (c->q_len || c->close_pending)
-			lws_callback_on_writable(c->wsi);
-		return 0;
-	}
+	if (c->q_len)
+		return write_queued(c);
 	if (c->close_pending) {
 		/* lws 4.1 drops the socket without a close frame when WRITEABLE
 		 * returns -1 (only RECEIVE's -1 sends lws_close_reason's frame),
@@ -365,11 +406,13 @@ static void finish_stop(pd_gw *gw)
 	uv_timer_stop(&gw->shutdown_timer);
 	uv_timer_stop(&gw->tick_timer);
 	uv_timer_stop(&gw->health_timer);
+	uv_check_stop(&gw->hello_check);
 	uv_signal_stop(&gw->sig_term);
 	uv_signal_stop(&gw->sig_int);
 	uv_close((uv_handle_t *)&gw->shutdown_timer, NULL);
 	uv_close((uv_handle_t *)&gw->tick_timer, NULL);
 	uv_close((uv_handle_t *)&gw->health_timer, NULL);
+	uv_close((uv_handle_t *)&gw->hello_check, NULL);
 	uv_close((uv_handle_t *)&gw->sig_term, NULL);
 	uv_close((uv_handle_t *)&gw->sig_int, NULL);
 	pd_agent_fini(gw);
@@ -496,6 +539,8 @@ int pd_gw_run(const pd_config *cfg)
 	uv_timer_init(&gw->loop, &gw->tick_timer);
 	uv_timer_init(&gw->loop, &gw->health_timer);
 	uv_timer_init(&gw->loop, &gw->shutdown_timer);
+	uv_check_init(&gw->loop, &gw->hello_check);
+	gw->hello_check.data = gw;
 	gw->tick_timer.data = gw->health_timer.data = gw->shutdown_timer.data = gw;
 	uv_timer_start(&gw->tick_timer, on_tick, (uint64_t)cfg->tick_interval_ms,
 	               (uint64_t)cfg->tick_interval_ms);

@@ -27,7 +27,6 @@ extern "C" {
 #define PD_UUID_LEN 36
 #define PD_CLOSE_REASON_MAX 120 /* upstream truncateCloseReason: 120 UTF-8 bytes */
 #define PD_MAX_SCOPES 64
-#define PD_HELLO_HOLD_US 1 /* hello-ok waits for the next loop turn: the rest of the read first */
 #define PD_CLOSE_SEND_SECS 5  /* queued frames + close frame must leave within this */
 #define PD_CLOSE_GRACE_SECS 1 /* then the peer has this long to answer the close */
 
@@ -103,6 +102,8 @@ struct pd_conn {
 	char close_reason[PD_CLOSE_REASON_MAX + 4];
 
 	lws_sorted_usec_list_t sul_handshake;
+	pd_conn *release_next; /* gw->hello_release: hello-ok held to the end of this loop turn */
+	bool release_queued;
 
 	/* identity after hello-ok */
 	pd_role role;
@@ -134,6 +135,8 @@ struct pd_gw {
 	struct lws_vhost *vhost;
 	uv_signal_t sig_term, sig_int;
 	uv_timer_t tick_timer, health_timer, shutdown_timer;
+	uv_check_t hello_check; /* releases held hello-oks after the turn's I/O */
+	pd_conn *hello_release; /* sockets whose hello-ok is held (release_next) */
 	bool stopping;
 	int64_t stop_ms;
 	int exit_code;
@@ -210,6 +213,10 @@ void pd_conn_message(pd_conn *c, const char *text, size_t len);
 
 /* Handshake (handshake.c): processes the first frame of a connection. */
 void pd_handshake_frame(pd_conn *c, const char *text, size_t len);
+/* Holds c's hello-ok (queued with hold_writes) until the end of this loop
+ * turn, after the callbacks of everything read in it; then writes it
+ * (gw.c). */
+void pd_hello_release_later(pd_conn *c);
 /* Called once hello-ok has been written. */
 void pd_handshake_hello_written(pd_conn *c);
 void pd_conn_free_identity(pd_conn *c);

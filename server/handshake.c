@@ -124,13 +124,6 @@ void pd_handshake_cleanup(void)
 	pd_hello_cleanup();
 }
 
-static void release_hello(lws_sorted_usec_list_t *sul)
-{
-	pd_conn *c = lws_container_of(sul, pd_conn, sul_handshake);
-	c->hold_writes = false;
-	lws_callback_on_writable(c->wsi);
-}
-
 void pd_reject_unauthorized(pd_conn *c, const char *id, const oc_ConnectParams *p,
                             const pd_auth_result *ar, bool has_device)
 {
@@ -277,9 +270,10 @@ static void admit(pd_conn *c, const char *id, const oc_ConnectParams *p)
 	}
 	/* Upstream authenticates asynchronously, so frames that arrived with
 	 * the connect queue behind it (max 15). lws may service WRITEABLE
-	 * between messages of one read; holding hello-ok until the next loop
-	 * turn keeps that window the same for every frame of the burst (set
-	 * before sending: an unheld message would be written at once). */
+	 * between messages of one read; holding hello-ok until the end of this
+	 * loop turn (after everything read in it) keeps that window the same
+	 * for every frame of the burst (set before sending: an unheld message
+	 * would be written at once). */
 	c->hold_writes = true;
 	pd_conn_send(c, hello);
 	if (c->close_pending)
@@ -287,7 +281,7 @@ static void admit(pd_conn *c, const char *id, const oc_ConnectParams *p)
 	lws_sul_cancel(&c->sul_handshake);
 	pd_preauth_release(c->gw, c);
 	c->state = PD_CONN_HELLO_PENDING;
-	lws_sul_schedule(c->gw->ctx, 0, &c->sul_handshake, release_hello, PD_HELLO_HOLD_US);
+	pd_hello_release_later(c);
 }
 
 void pd_handshake_frame(pd_conn *c, const char *text, size_t len)
