@@ -11,6 +11,7 @@
  * Layout:
  *   pb_net.c   the engine: connections, framing, the JSON scanner, signing
  *   pb_main.c  command line, the measurements, spawning pincerd, reports
+ *   pb_floor.c the loopback floor: a forked echo process, no gateway
  */
 #ifndef PB_H
 #define PB_H
@@ -24,6 +25,15 @@
 int64_t pb_now_ns(void); /* CLOCK_MONOTONIC */
 void *pb_xmalloc(size_t n);
 void *pb_xrealloc(void *p, size_t n);
+
+/* ---- the loopback floor (pb_floor.c) ------------------------------------------ */
+/* Forks a process that accepts one TCP connection on 127.0.0.1 and answers
+ * every read with res_len (<= 4096) bytes. 0, or -1 on failure. */
+int pb_floor_spawn(size_t res_len, int *port, pid_t *pid);
+/* A blocking TCP_NODELAY connection to it, or -1. */
+int pb_floor_connect(int port);
+/* Closes fd (the child exits on EOF) and reaps the child. */
+void pb_floor_stop(pid_t pid, int fd);
 
 /* ---- JSON scanning (no allocation) ------------------------------------------- */
 /* Finds member `key` of the object starting at p (leading whitespace allowed).

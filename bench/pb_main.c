@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
@@ -521,7 +522,63 @@ static void measure_requests(const opts *o, const pb_config *cfg, int window, re
 	pb_engine_free(&e);
 }
 
-typedef enum { RUN_HS, RUN_RQ } run_kind;
+/* The loopback floor: the health round trip's sizes on the wire (61-byte
+ * request frame, 288-byte response frame) bounced off a forked echo process,
+ * with no gateway (pb_floor.c). */
+#define FLOOR_REQ 61
+#define FLOOR_RES 288
+
+static void measure_floor(const opts *o, result *r)
+{
+	int port = 0, fd = -1;
+	pid_t child = 0;
+	r->ran = true;
+	if (pb_floor_spawn(FLOOR_RES, &port, &child) != 0 || (fd = pb_floor_connect(port)) < 0) {
+		r->errors = 1;
+		snprintf(r->err, sizeof r->err, "cannot start the echo process");
+		pb_floor_stop(child, fd);
+		return;
+	}
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = {.events = EPOLLIN};
+	epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+	char req[FLOOR_REQ], res[4096];
+	memset(req, 'x', sizeof req);
+	drv d = {.o = o};
+	pid_t saved = g_pid;
+	g_pid = child;
+	cpu_mark m0 = cpu_now();
+	int64_t t0 = pb_now_ns(), stop = t0 + (int64_t)(o->seconds * 1e9);
+	while (pb_now_ns() < stop) {
+		int64_t t = pb_now_ns();
+		if (send(fd, req, sizeof req, MSG_NOSIGNAL) != (ssize_t)sizeof req)
+			break;
+		size_t got = 0;
+		while (got < FLOOR_RES) {
+			struct epoll_event e;
+			if (epoll_wait(ep, &e, 1, 1000) <= 0)
+				break;
+			ssize_t n = recv(fd, res, sizeof res, MSG_DONTWAIT);
+			if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR)))
+				break;
+			if (n > 0)
+				got += (size_t)n;
+		}
+		if (got < FLOOR_RES) {
+			note_err(&d, "the echo process stopped answering");
+			break;
+		}
+		d.last = pb_now_ns();
+		d.ok++;
+		lat_add(&d.lat, d.last - t);
+	}
+	fill_result(r, &d, t0, m0);
+	g_pid = saved;
+	close(ep);
+	pb_floor_stop(child, fd);
+}
+
+typedef enum { RUN_HS, RUN_RQ, RUN_FLOOR } run_kind;
 
 /* Runs one rate measurement o->repeat times and keeps the run with the
  * median rate (its latencies and CPU), plus the min and max rate. */
@@ -534,6 +591,8 @@ static void measure_repeated(const opts *o, const pb_config *cfg, run_kind kind,
 		runs[i] = *r;
 		if (kind == RUN_HS)
 			measure_handshakes(o, cfg, device, n, &runs[i]);
+		else if (kind == RUN_FLOOR)
+			measure_floor(o, &runs[i]);
 		else
 			measure_requests(o, cfg, n, &runs[i]);
 	}
@@ -1203,6 +1262,10 @@ int main(int argc, char **argv)
 		r->target = 15000;
 		r->upstream = up_rtt;
 		measure_repeated(&o, &cfg, RUN_RQ, false, 1, r);
+		r = &rp.r[rp.nr++];
+		snprintf(r->key, sizeof r->key, "rtt_floor");
+		snprintf(r->label, sizeof r->label, "round-trip floor (echo process, no gateway)");
+		measure_repeated(&o, &cfg, RUN_FLOOR, false, 1, r);
 	}
 	if (o.want[M_PIPE]) {
 		static const int windows[] = {10, 100};

@@ -8,6 +8,7 @@
 
 #include "agent.h"
 #include "gw.h"
+#include "msg_out.h"
 #include "presence.h"
 #include "pc_alloc.h"
 
@@ -23,48 +24,12 @@ pd_msg *pd_msg_new(const char *text, size_t len)
 	return m;
 }
 
-typedef struct dump_buf {
-	pd_msg *m;
-	size_t cap; /* payload capacity */
-	bool oom;
-} dump_buf;
-
-static int dump_cb(const char *buf, size_t size, void *data)
-{
-	dump_buf *d = data;
-	if (d->m->len + size + 1 > d->cap) {
-		size_t cap = d->cap * 2;
-		while (d->m->len + size + 1 > cap)
-			cap *= 2;
-		pd_msg *m = pc_malloc(sizeof *m + LWS_PRE + cap);
-		if (!m) {
-			d->oom = true;
-			return -1;
-		}
-		memcpy(m, d->m, sizeof *m + LWS_PRE + d->m->len);
-		pc_mfree(d->m);
-		d->m = m;
-		d->cap = cap;
-	}
-	memcpy(d->m->data + LWS_PRE + d->m->len, buf, size);
-	d->m->len += size;
-	return 0;
-}
-
 pd_msg *pd_msg_from_json(const json_t *j)
 {
-	dump_buf d = { .cap = 512 };
-	d.m = pc_malloc(sizeof *d.m + LWS_PRE + d.cap);
-	if (!d.m)
+	pd_out o;
+	if (!pd_out_init(&o, 512) || !pd_out_json(&o, j))
 		return NULL;
-	d.m->len = 0;
-	d.m->refs = 1;
-	if (json_dump_callback(j, dump_cb, &d, JSON_COMPACT | JSON_ENCODE_ANY) != 0 || d.oom) {
-		pc_mfree(d.m);
-		return NULL;
-	}
-	d.m->data[LWS_PRE + d.m->len] = '\0';
-	return d.m;
+	return pd_out_finish(&o);
 }
 
 void pd_msg_unref(pd_msg *m)
@@ -88,6 +53,29 @@ static bool queue_grow(pd_conn *c)
 	return true;
 }
 
+/* Writes m at once (taking its ref) when nothing waits ahead of it: no
+ * queued message, no held hello-ok, no partial write that lws still holds.
+ * That saves the loop pass a WRITEABLE callback costs (two epoll_ctl calls
+ * and an epoll_wait per message). A socket the kernel cannot take more on
+ * is left to lws, which keeps the rest and asks for WRITEABLE itself; later
+ * messages queue behind it (lws_partial_buffered). The test harness has no
+ * wsi and always queues. */
+static bool write_now(pd_conn *c, pd_msg *m)
+{
+	if (!c->wsi || c->q_len || c->hold_writes || c->state == PD_CONN_CLOSING ||
+	    lws_partial_buffered(c->wsi))
+		return false;
+	int n = lws_write(c->wsi, pd_msg_payload(m), m->len, LWS_WRITE_TEXT);
+	pd_msg_unref(m);
+	if (n < 0) {
+		/* the socket is unusable: WRITEABLE returns -1 and lws closes it */
+		c->write_failed = true;
+		c->state = PD_CONN_CLOSING;
+		lws_callback_on_writable(c->wsi);
+	}
+	return true;
+}
+
 void pd_conn_send(pd_conn *c, pd_msg *m)
 {
 	if (!m)
@@ -107,6 +95,8 @@ void pd_conn_send(pd_conn *c, pd_msg *m)
 		pd_conn_close(c, 1008, "slow consumer");
 		return;
 	}
+	if (write_now(c, m))
+		return;
 	if (c->q_len == c->q_cap && !queue_grow(c)) {
 		pd_msg_unref(m);
 		pd_conn_close(c, 1011, NULL);
@@ -115,7 +105,8 @@ void pd_conn_send(pd_conn *c, pd_msg *m)
 	c->q[(c->q_head + c->q_len) % c->q_cap] = m;
 	c->q_len++;
 	c->q_bytes += m->len;
-	lws_callback_on_writable(c->wsi);
+	if (!c->hold_writes) /* a held hello-ok is written when released */
+		lws_callback_on_writable(c->wsi);
 }
 
 void pd_conn_send_json(pd_conn *c, const json_t *frame)
@@ -167,51 +158,55 @@ json_t *pd_error_shape(const char *code, const char *message, json_t *details)
 	return e;
 }
 
+/* {"type":"res","id":ID,"ok":B[,"payload":P][,"error":E]}, written
+ * directly (no frame object); payload and error are STOLEN. */
 static void send_res(pd_conn *c, const char *id, bool ok, json_t *payload, json_t *error)
 {
-	json_t *f = json_pack("{s:s, s:s, s:b}", "type", "res", "id", id, "ok", ok);
-	if (f && ((payload && json_object_set(f, "payload", payload) != 0) ||
-	          (error && json_object_set(f, "error", error) != 0) || (!ok && !error))) {
-		json_decref(f);
-		f = NULL;
+	pd_out o;
+	bool good = id && (ok || error) && pd_out_init(&o, 512);
+	if (good) {
+		pd_out_lit(&o, "{\"type\":\"res\",\"id\":");
+		pd_out_str(&o, id);
+		if (ok)
+			pd_out_lit(&o, ",\"ok\":true");
+		else
+			pd_out_lit(&o, ",\"ok\":false");
+		if (payload) {
+			pd_out_lit(&o, ",\"payload\":");
+			pd_out_json(&o, payload);
+		}
+		if (error) {
+			pd_out_lit(&o, ",\"error\":");
+			pd_out_json(&o, error);
+		}
+		pd_out_lit(&o, "}");
 	}
-	if (f)
-		pd_conn_send_json(c, f);
+	pd_msg *m = good ? pd_out_finish(&o) : NULL;
+	if (m)
+		pd_conn_send(c, m);
 	else
 		pd_conn_close(c, 1011, NULL);
-	json_decref(f);
 	json_decref(payload);
 	json_decref(error);
 }
 
 void pd_send_ok_text(pd_conn *c, const char *id, const char *payload, size_t len)
 {
-	json_t *jid = json_string(id);
-	size_t idn = 0;
-	char *idtext = jid ? pd_json_dump(jid, &idn) : NULL;
-	json_decref(jid);
-	static const char head[] = "{\"type\":\"res\",\"id\":", mid[] = ",\"ok\":true,\"payload\":";
-	size_t total = sizeof head - 1 + idn + sizeof mid - 1 + len + 1;
-	pd_msg *m = idtext ? pc_malloc(sizeof *m + LWS_PRE + total + 1) : NULL;
-	if (!m) {
-		pc_mfree(idtext);
+	pd_out o;
+	if (!id || !pd_out_init(&o, 64 + pd_out_str_max(strlen(id)) + len)) {
 		pd_conn_close(c, 1011, NULL);
 		return;
 	}
-	char *p = (char *)pd_msg_payload(m);
-	memcpy(p, head, sizeof head - 1);
-	p += sizeof head - 1;
-	memcpy(p, idtext, idn);
-	p += idn;
-	memcpy(p, mid, sizeof mid - 1);
-	p += sizeof mid - 1;
-	memcpy(p, payload, len);
-	p += len;
-	*p++ = '}';
-	*p = '\0';
-	m->len = total;
-	m->refs = 1;
-	pc_mfree(idtext);
+	pd_out_lit(&o, "{\"type\":\"res\",\"id\":");
+	pd_out_str(&o, id);
+	pd_out_lit(&o, ",\"ok\":true,\"payload\":");
+	pd_out_mem(&o, payload, len);
+	pd_out_lit(&o, "}");
+	pd_msg *m = pd_out_finish(&o);
+	if (!m) {
+		pd_conn_close(c, 1011, NULL);
+		return;
+	}
 	pd_conn_send(c, m);
 }
 
@@ -329,6 +324,12 @@ void pd_conn_destroy(pd_conn *c)
 	if (was_present)
 		pd_presence_upsert(gw->presence, c, false, pd_now_ms());
 	lws_sul_cancel(&c->sul_handshake);
+	if (c->release_queued) /* a held hello-ok: at most the sockets of one turn */
+		for (pd_conn **pp = &gw->hello_release; *pp; pp = &(*pp)->release_next)
+			if (*pp == c) {
+				*pp = c->release_next;
+				break;
+			}
 	pd_preauth_release(gw, c);
 	authed_unlink(gw, c);
 	if (c->prev)

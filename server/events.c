@@ -146,6 +146,7 @@ void pd_presence_changed(pd_gw *gw)
 	gw->sv_presence++;
 	json_decref(gw->presence_cache);
 	gw->presence_cache = NULL;
+	gw->presence_gen++;
 	json_t *list = pd_presence_list(gw);
 	json_t *p = list ? json_pack("{s:o}", "presence", list) : NULL;
 	if (p)
@@ -165,6 +166,7 @@ void pd_health_refresh(pd_gw *gw, bool broadcast)
 	json_decref(gw->health);
 	gw->health = h;
 	gw->health_ts = t0;
+	gw->health_gen++;
 	pc_mfree(gw->health_result); /* the `health` answer is rebuilt on demand */
 	gw->health_result = NULL;
 	if (broadcast) {

@@ -15,6 +15,7 @@
 #include "origin.h"
 #include "presence.h"
 #include "agent.h"
+#include "msg_out.h"
 #include "pairing.h"
 #include "pc_alloc.h"
 
@@ -38,16 +39,27 @@ int64_t pd_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* A v4 UUID from 16 random bytes (b is changed: version and variant bits). */
+static void uuid_format(unsigned char b[16], char out[PD_UUID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
+	char *p = out;
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*p++ = '-';
+		*p++ = hex[b[i] >> 4];
+		*p++ = hex[b[i] & 0xF];
+	}
+	*p = '\0';
+}
+
 void pd_uuid4(char out[PD_UUID_LEN + 1])
 {
 	unsigned char b[16];
 	randombytes_buf(b, sizeof b);
-	b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
-	b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
-	snprintf(out, PD_UUID_LEN + 1,
-	         "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-	         b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-	         b[14], b[15]);
+	uuid_format(b, out);
 }
 
 /* ---- pre-auth sockets per client IP ---------------------------------- */
@@ -122,17 +134,23 @@ static bool is_loopback(const char *ip)
 	       strncmp(ip, "::ffff:127.", 11) == 0;
 }
 
+/* connect.challenge, written directly (no jansson tree). */
 static void send_challenge(pd_conn *c)
 {
-	json_t *f = json_pack("{s:s, s:s, s:{s:s, s:I, s:[s]}}", "type", "event", "event",
-	                      "connect.challenge", "payload", "nonce", c->nonce, "ts",
-	                      (json_int_t)pd_now_ms(), "capabilities", "model-catalog-snapshot");
-	if (!f) {
+	pd_out o;
+	if (pd_out_init(&o, 160)) {
+		pd_out_lit(&o, "{\"type\":\"event\",\"event\":\"connect.challenge\",\"payload\":{\"nonce\":");
+		pd_out_str(&o, c->nonce);
+		pd_out_lit(&o, ",\"ts\":");
+		pd_out_int(&o, pd_now_ms());
+		pd_out_lit(&o, ",\"capabilities\":[\"model-catalog-snapshot\"]}}");
+	}
+	pd_msg *m = pd_out_finish(&o);
+	if (!m) {
 		pd_conn_close(c, 1011, NULL);
 		return;
 	}
-	pd_conn_send_json(c, f);
-	json_decref(f);
+	pd_conn_send(c, m);
 }
 
 static pd_conn *conn_new(pd_gw *gw, struct lws *wsi)
@@ -144,8 +162,11 @@ static pd_conn *conn_new(pd_gw *gw, struct lws *wsi)
 	c->wsi = wsi;
 	c->state = PD_CONN_AWAIT_CONNECT;
 	c->connected_at_ms = pd_now_ms();
-	pd_uuid4(c->conn_id);
-	pd_uuid4(c->nonce);
+	unsigned char b[32]; /* connId and nonce: one draw */
+	randombytes_buf(b, sizeof b);
+	uuid_format(b, c->conn_id);
+	uuid_format(b + 16, c->nonce);
+	sodium_memzero(b, sizeof b);
 	lws_get_peer_simple(wsi, c->ip, sizeof c->ip);
 	bool proxied = lws_hdr_total_length(wsi, WSI_TOKEN_X_FORWARDED_FOR) > 0;
 	c->loopback = is_loopback(c->ip) && !proxied;
@@ -231,12 +252,13 @@ static int on_receive(pd_conn *c, const void *in, size_t len)
 	return 0;
 }
 
-/* Writes one queued message; returns -1 to close the socket. */
-static int on_writeable(pd_conn *c)
+/* Writes the queued messages while the socket takes them (what lws could
+ * not send yet goes first: the rest waits for WRITEABLE). After hello-ok,
+ * the frames that waited behind it are dispatched. Returns -1 when the
+ * socket failed. */
+static int write_queued(pd_conn *c)
 {
-	if (c->hold_writes && !c->close_pending)
-		return 0;
-	if (c->q_len) {
+	while (c->q_len && !lws_partial_buffered(c->wsi)) {
 		pd_msg *m = c->q[c->q_head];
 		c->q_head = (c->q_head + 1) % c->q_cap;
 		c->q_len--;
@@ -247,10 +269,58 @@ static int on_writeable(pd_conn *c)
 			return -1;
 		if (c->state == PD_CONN_HELLO_PENDING && c->q_len == 0)
 			pd_handshake_hello_written(c);
-		if (c->q_len || c->close_pending)
-			lws_callback_on_writable(c->wsi);
-		return 0;
+		if (c->write_failed)
+			return -1;
 	}
+	if (c->q_len || c->close_pending)
+		lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+/* The check phase runs once per loop turn, after the poll phase's I/O
+ * callbacks: every frame read with a connect has been routed by now. */
+static void on_hello_check(uv_check_t *h)
+{
+	pd_gw *gw = h->data;
+	uv_check_stop(h);
+	pd_conn *list = gw->hello_release;
+	gw->hello_release = NULL;
+	while (list) {
+		pd_conn *c = list;
+		list = c->release_next;
+		c->release_next = NULL;
+		c->release_queued = false;
+		c->hold_writes = false;
+		if (write_queued(c) < 0) {
+			c->write_failed = true; /* WRITEABLE closes it */
+			c->state = PD_CONN_CLOSING;
+			lws_callback_on_writable(c->wsi);
+		}
+	}
+}
+
+void pd_hello_release_later(pd_conn *c)
+{
+	pd_gw *gw = c->gw;
+	if (c->release_queued)
+		return;
+	c->release_queued = true;
+	c->release_next = gw->hello_release;
+	gw->hello_release = c;
+	if (!uv_is_active((uv_handle_t *)&gw->hello_check))
+		uv_check_start(&gw->hello_check, on_hello_check);
+}
+
+/* Writes the queued messages and then the close frame; returns -1 to close
+ * the socket. */
+static int on_writeable(pd_conn *c)
+{
+	if (c->write_failed)
+		return -1;
+	if (c->hold_writes && !c->close_pending)
+		return 0;
+	if (c->q_len)
+		return write_queued(c);
 	if (c->close_pending) {
 		/* lws 4.1 drops the socket without a close frame when WRITEABLE
 		 * returns -1 (only RECEIVE's -1 sends lws_close_reason's frame),
@@ -340,6 +410,7 @@ static void on_health(uv_timer_t *t)
 	if (pd_presence_prune(gw->presence, pd_now_ms())) {
 		json_decref(gw->presence_cache);
 		gw->presence_cache = NULL;
+		gw->presence_gen++;
 	}
 	pd_health_refresh(t->data, true);
 	pd_agent_sweep(t->data); /* the idempotency cache is swept on this timer */
@@ -352,11 +423,13 @@ static void finish_stop(pd_gw *gw)
 	uv_timer_stop(&gw->shutdown_timer);
 	uv_timer_stop(&gw->tick_timer);
 	uv_timer_stop(&gw->health_timer);
+	uv_check_stop(&gw->hello_check);
 	uv_signal_stop(&gw->sig_term);
 	uv_signal_stop(&gw->sig_int);
 	uv_close((uv_handle_t *)&gw->shutdown_timer, NULL);
 	uv_close((uv_handle_t *)&gw->tick_timer, NULL);
 	uv_close((uv_handle_t *)&gw->health_timer, NULL);
+	uv_close((uv_handle_t *)&gw->hello_check, NULL);
 	uv_close((uv_handle_t *)&gw->sig_term, NULL);
 	uv_close((uv_handle_t *)&gw->sig_int, NULL);
 	pd_agent_fini(gw);
@@ -483,6 +556,8 @@ int pd_gw_run(const pd_config *cfg)
 	uv_timer_init(&gw->loop, &gw->tick_timer);
 	uv_timer_init(&gw->loop, &gw->health_timer);
 	uv_timer_init(&gw->loop, &gw->shutdown_timer);
+	uv_check_init(&gw->loop, &gw->hello_check);
+	gw->hello_check.data = gw;
 	gw->tick_timer.data = gw->health_timer.data = gw->shutdown_timer.data = gw;
 	uv_timer_start(&gw->tick_timer, on_tick, (uint64_t)cfg->tick_interval_ms,
 	               (uint64_t)cfg->tick_interval_ms);

@@ -27,7 +27,6 @@ extern "C" {
 #define PD_UUID_LEN 36
 #define PD_CLOSE_REASON_MAX 120 /* upstream truncateCloseReason: 120 UTF-8 bytes */
 #define PD_MAX_SCOPES 64
-#define PD_HELLO_HOLD_US 1 /* hello-ok waits for the next loop turn: the rest of the read first */
 #define PD_CLOSE_SEND_SECS 5  /* queued frames + close frame must leave within this */
 #define PD_CLOSE_GRACE_SECS 1 /* then the peer has this long to answer the close */
 
@@ -100,10 +99,13 @@ struct pd_conn {
 	bool close_pending;
 	bool hold_writes;    /* hello-ok queued but held (see handshake.c) */
 	bool close_sent;     /* our close frame is out; waiting for the peer's */
+	bool write_failed;   /* a direct write failed: WRITEABLE closes the socket */
 	int close_code;
 	char close_reason[PD_CLOSE_REASON_MAX + 4];
 
 	lws_sorted_usec_list_t sul_handshake;
+	pd_conn *release_next; /* gw->hello_release: hello-ok held to the end of this loop turn */
+	bool release_queued;
 
 	/* identity after hello-ok */
 	pd_role role;
@@ -136,6 +138,8 @@ struct pd_gw {
 	struct lws_vhost *vhost;
 	uv_signal_t sig_term, sig_int;
 	uv_timer_t tick_timer, health_timer, shutdown_timer;
+	uv_check_t hello_check; /* releases held hello-oks after the turn's I/O */
+	pd_conn *hello_release; /* sockets whose hello-ok is held (release_next) */
 	bool stopping;
 	int64_t stop_ms;
 	int exit_code;
@@ -155,9 +159,11 @@ struct pd_gw {
 	json_t *health;      /* cached HealthSummary (OWNED) */
 	json_t *presence_cache; /* PresenceEntry[] until presence changes (OWNED) */
 	struct pd_presence *presence; /* lasting clients, live and recent (OWNED) */
+	uint64_t presence_gen;        /* bumped whenever presence_cache is dropped */
 	char *health_result; /* serialized `health` result until the next refresh (OWNED) */
 	size_t health_result_len;
 	int64_t health_ts;
+	uint64_t health_gen;  /* bumped on every refresh (cached texts compare it) */
 	char boot_id[PD_UUID_LEN + 1];
 };
 
@@ -175,8 +181,10 @@ static inline int64_t pd_uptime_ms(const pd_gw *gw)
 }
 void pd_uuid4(char out[PD_UUID_LEN + 1]);
 
-/* Queues a message (takes a NEW ref of m) and asks for WRITEABLE. Closes the
- * socket 1008 "slow consumer" when the queue exceeds maxBufferedBytes. */
+/* Sends a message (takes a NEW ref of m): written at once when nothing is
+ * queued or held ahead of it, else queued behind the rest (WRITEABLE writes
+ * it). Closes the socket 1008 "slow consumer" when the queue exceeds
+ * maxBufferedBytes. */
 void pd_conn_send(pd_conn *c, pd_msg *m);
 /* Serializes and queues `frame` (BORROWED). */
 void pd_conn_send_json(pd_conn *c, const json_t *frame);
@@ -210,6 +218,10 @@ void pd_conn_message(pd_conn *c, const char *text, size_t len);
 
 /* Handshake (handshake.c): processes the first frame of a connection. */
 void pd_handshake_frame(pd_conn *c, const char *text, size_t len);
+/* Holds c's hello-ok (queued with hold_writes) until the end of this loop
+ * turn, after the callbacks of everything read in it; then writes it
+ * (gw.c). */
+void pd_hello_release_later(pd_conn *c);
 /* Called once hello-ok has been written. */
 void pd_handshake_hello_written(pd_conn *c);
 void pd_conn_free_identity(pd_conn *c);

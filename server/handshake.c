@@ -11,6 +11,7 @@
 
 #include "auth.h"
 #include "gw.h"
+#include "hello.h"
 #include "origin.h"
 #include "presence.h"
 #include "pairing.h"
@@ -120,60 +121,9 @@ static bool set_identity(pd_conn *c, const oc_ConnectParams *p, pd_role role, bo
 	       (!p->client.timeZone || c->client_time_zone);
 }
 
-/* features{methods, events}: built once (advertised methods only). */
-static json_t *g_features;
-
-static json_t *features_json(void)
-{
-	if (!g_features) {
-		json_t *methods = json_array(), *events = json_array();
-		for (size_t i = 0; i < OC_METHOD_COUNT; i++)
-			if (oc_methods[i].advertised)
-				json_array_append_new(methods, json_string(oc_methods[i].name));
-		for (size_t i = 0; i < OC_EVENT_COUNT; i++)
-			json_array_append_new(events, json_string(oc_events[i].name));
-		g_features = json_pack("{s:o, s:o}", "methods", methods, "events", events);
-	}
-	return g_features ? json_incref(g_features) : NULL;
-}
-
 void pd_handshake_cleanup(void)
 {
-	json_decref(g_features);
-	g_features = NULL;
-}
-
-static json_t *hello_ok(pd_conn *c, const char *auth_method)
-{
-	pd_gw *gw = c->gw;
-	const pd_config *cfg = gw->cfg;
-	json_t *scopes = json_array();
-	for (size_t i = 0; i < c->n_scopes; i++)
-		json_array_append_new(scopes, json_string(c->scopes[i]));
-	json_t *snapshot = json_pack(
-		"{s:o, s:O, s:o, s:I}", "presence", pd_presence_list(gw), "health", gw->health,
-		"stateVersion", pd_state_version(gw), "uptimeMs", (json_int_t)pd_uptime_ms(gw));
-	if (snapshot && pd_conn_has_scope(c, "operator.admin")) {
-		json_object_set_new(snapshot, "stateDir", json_string(cfg->state_dir));
-		json_object_set_new(snapshot, "authMode", json_string(pd_auth_mode_name(cfg->auth_mode)));
-		if (cfg->config_path)
-			json_object_set_new(snapshot, "configPath", json_string(cfg->config_path));
-	}
-	return json_pack("{s:s, s:i, s:{s:s, s:s, s:s}, s:o, s:o, s:{s:s, s:o, s:s}, s:{s:I, s:I, s:I}}",
-	                 "type", "hello-ok", "protocol", OC_PROTOCOL_VERSION, "server", "version",
-	                 PINCER_VERSION, "bootId", gw->boot_id, "connId", c->conn_id, "features",
-	                 features_json(), "snapshot", snapshot, "auth", "role",
-	                 c->role == PD_ROLE_NODE ? "node" : "operator", "scopes", scopes, "method",
-	                 auth_method, "policy", "maxPayload", (json_int_t)cfg->max_payload_bytes,
-	                 "maxBufferedBytes", (json_int_t)cfg->max_buffered_bytes, "tickIntervalMs",
-	                 (json_int_t)cfg->tick_interval_ms);
-}
-
-static void release_hello(lws_sorted_usec_list_t *sul)
-{
-	pd_conn *c = lws_container_of(sul, pd_conn, sul_handshake);
-	c->hold_writes = false;
-	lws_callback_on_writable(c->wsi);
+	pd_hello_cleanup();
 }
 
 void pd_reject_unauthorized(pd_conn *c, const char *id, const oc_ConnectParams *p,
@@ -356,29 +306,27 @@ static void admit(pd_conn *c, const char *id, const oc_ConnectParams *p)
 		pd_conn_close(c, 1011, NULL);
 		return;
 	}
-	json_t *hello = hello_ok(c, ar.method);
-	if (hello && grant.has_token) {
-		json_t *auth = json_object_get(hello, "auth");
-		json_object_set_new(auth, "deviceToken", json_string(grant.token));
-		json_object_set_new(auth, "issuedAtMs", json_integer(grant.issued_at_ms));
-	}
+	pd_msg *hello = pd_hello_ok_msg(c, id, ar.method, grant.has_token ? grant.token : NULL,
+	                                grant.issued_at_ms);
 	sodium_memzero(grant.token, sizeof grant.token);
 	if (!hello) {
 		pd_conn_close(c, 1011, NULL);
 		return;
 	}
-	pd_send_ok(c, id, hello);
+	/* Upstream authenticates asynchronously, so frames that arrived with
+	 * the connect queue behind it (max 15). lws may service WRITEABLE
+	 * between messages of one read; holding hello-ok until the end of this
+	 * loop turn (after everything read in it) keeps that window the same
+	 * for every frame of the burst (set before sending: an unheld message
+	 * would be written at once). */
+	c->hold_writes = true;
+	pd_conn_send(c, hello);
 	if (c->close_pending)
 		return; /* hello-ok could not be queued */
 	lws_sul_cancel(&c->sul_handshake);
 	pd_preauth_release(c->gw, c);
 	c->state = PD_CONN_HELLO_PENDING;
-	/* Upstream authenticates asynchronously, so frames that arrived with
-	 * the connect queue behind it (max 15). lws may service WRITEABLE
-	 * between messages of one read; holding hello-ok until the next loop
-	 * turn keeps that window the same for every frame of the burst. */
-	c->hold_writes = true;
-	lws_sul_schedule(c->gw->ctx, 0, &c->sul_handshake, release_hello, PD_HELLO_HOLD_US);
+	pd_hello_release_later(c);
 }
 
 void pd_handshake_frame(pd_conn *c, const char *text, size_t len)
