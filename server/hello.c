@@ -7,7 +7,7 @@
  *
  *   {"type":"res","id":ID|,"ok":true,"payload":{"type":"hello-ok","protocol":4,
  *   "server":{"version":V,"bootId":B,"connId":|CONNID|},"features":F,
- *   "snapshot":{"presence":|PRESENCE|,"health":|HEALTH|,"stateVersion":{..},
+ *   "snapshot":{"suspension":..,"sessionDefaults":..,"presence":|PRESENCE|,"health":|HEALTH|,"stateVersion":{..},
  *   "uptimeMs":N|,"stateDir":..,"authMode":..,"configPath":..|},"auth":{"role":R,
  *   "scopes":[..],"method":M[,"deviceToken":T,"issuedAtMs":N]|},"policy":P}}
  *
@@ -97,6 +97,21 @@ static json_t *admin_fields(const pd_config *cfg)
 	return o;
 }
 
+/* Constant for pincerd: never suspended; one agent ("main") whose main
+ * session is agent:main:main, as upstream's defaults (the echo backend
+ * counts as a configured model: runs answer). NEW objects. */
+static json_t *suspension_json(void)
+{
+	return json_pack("{s:s}", "phase", "accepting");
+}
+
+static json_t *session_defaults_json(void)
+{
+	return json_pack("{s:s, s:b, s:s, s:b, s:s, s:s, s:s}", "defaultAgentId", "main", "modelConfigured", 1,
+	                 "ownership", "sole", "selectionRequired", 0, "mainKey", "main", "mainSessionKey",
+	                 "agent:main:main", "scope", "per-sender");
+}
+
 static json_t *policy_json(const pd_config *cfg)
 {
 	return json_pack("{s:I, s:I, s:I}", "maxPayload", (json_int_t)cfg->max_payload_bytes,
@@ -112,9 +127,10 @@ json_t *pd_hello_ok_json(pd_conn *c, const char *method, const char *device_toke
 	json_t *scopes = json_array();
 	for (size_t i = 0; i < c->n_scopes; i++)
 		json_array_append_new(scopes, json_string(c->scopes[i]));
-	json_t *snapshot = json_pack(
-		"{s:o, s:O, s:o, s:I}", "presence", pd_presence_list(gw), "health", gw->health,
-		"stateVersion", pd_state_version(gw), "uptimeMs", (json_int_t)pd_uptime_ms(gw));
+	json_t *snapshot = json_pack("{s:o, s:o, s:o, s:O, s:o, s:I}", "suspension", suspension_json(),
+	                             "sessionDefaults", session_defaults_json(), "presence", pd_presence_list(gw),
+	                             "health", gw->health, "stateVersion", pd_state_version(gw), "uptimeMs",
+	                             (json_int_t)pd_uptime_ms(gw));
 	if (snapshot && pd_conn_has_scope(c, "operator.admin")) {
 		json_t *extra = admin_fields(cfg);
 		if (!extra || json_object_update(snapshot, extra) != 0) {
@@ -191,15 +207,21 @@ static pd_msg *const_head(const pd_gw *gw)
 
 static pd_msg *const_mid(void)
 {
-	json_t *f = features_json();
+	json_t *f = features_json(), *sus = suspension_json(), *sd = session_defaults_json();
 	pd_out o;
-	bool ok = f && pd_out_init(&o, 2048);
+	bool ok = f && sus && sd && pd_out_init(&o, 2048);
 	if (ok) {
 		pd_out_lit(&o, "},\"features\":");
 		pd_out_json(&o, f);
-		pd_out_lit(&o, ",\"snapshot\":{\"presence\":");
+		pd_out_lit(&o, ",\"snapshot\":{\"suspension\":");
+		pd_out_json(&o, sus);
+		pd_out_lit(&o, ",\"sessionDefaults\":");
+		pd_out_json(&o, sd);
+		pd_out_lit(&o, ",\"presence\":");
 	}
 	json_decref(f);
+	json_decref(sus);
+	json_decref(sd);
 	return ok ? pd_out_finish(&o) : NULL;
 }
 
