@@ -216,7 +216,7 @@ fuzz-device: deps
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends clang libclang-rt-14-dev; }
 	@mkdir -p build/fuzz/corpus_device && cp -n tests/fuzz/corpus_device/* build/fuzz/corpus_device/ 2>/dev/null || true
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -DPC_LIBFUZZER -Iserver -Iruntime $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
-	  tests/fuzz/fuzz_device.c server/device_proof.c -o build/fuzz/fuzz_device $(LDLIBS)
+	  tests/fuzz/fuzz_device.c server/device_proof.c server/js_trim.c -o build/fuzz/fuzz_device $(LDLIBS)
 	build/fuzz/fuzz_device -max_total_time=$(FUZZ_SECONDS) -max_len=16384 build/fuzz/corpus_device
 
 # JSON Schema Test Suite, draft 7 (Debian's by default; JSTS=<dir> for another)

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "js_trim.h"
 #include "agent.h"
 #include "child.h"
 #include "dedupe.h"
@@ -692,17 +693,10 @@ static void send_end(void *arg, pd_child_end how, const json_t *line, const char
 
 static const pd_child_ops send_ops = { NULL, send_end, NULL, "channel command" };
 
-static bool blank(const char *v)
-{
-	while (v && (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r'))
-		v++;
-	return !v || !*v;
-}
-
 /* upstream's check after the schema: something to deliver */
 static bool has_content(const json_t *params)
 {
-	if (!blank(jstr(params, "message")) || !blank(jstr(params, "mediaUrl")))
+	if (!pd_js_blank(jstr(params, "message")) || !pd_js_blank(jstr(params, "mediaUrl")))
 		return true;
 	const char *buffer = jstr(params, "buffer");
 	if (buffer && *buffer)
@@ -710,7 +704,7 @@ static bool has_content(const json_t *params)
 	size_t i;
 	json_t *u;
 	json_array_foreach (json_object_get(params, "mediaUrls"), i, u)
-		if (!blank(json_string_value(u)))
+		if (!pd_js_blank(json_string_value(u)))
 			return true;
 	return false;
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "device_proof.h"
+#include "js_trim.h"
 
 /* DER prefix of an Ed25519 SubjectPublicKeyInfo; the raw key follows. */
 static const unsigned char spki_prefix[12] = { 0x30, 0x2a, 0x30, 0x05, 0x06, 0x03,
@@ -167,41 +168,6 @@ void pd_dp_device_id(const unsigned char key[32], char out[65])
 	sodium_bin2hex(out, 65, h, sizeof h);
 }
 
-/* ---- ECMAScript String.prototype.trim over UTF-8 ------------------------- */
-
-/* WhiteSpace + LineTerminator: U+0009-000D, 0020, 00A0, 1680, 2000-200A,
- * 2028, 2029, 202F, 205F, 3000, FEFF. (U+0085 and U+200B are not trimmed.) */
-static size_t ws_at(const unsigned char *p, size_t avail)
-{
-	if (avail >= 1 && ((p[0] >= 0x09 && p[0] <= 0x0d) || p[0] == 0x20))
-		return 1;
-	if (avail >= 2 && p[0] == 0xc2 && p[1] == 0xa0)
-		return 2;
-	if (avail < 3)
-		return 0;
-	if (p[0] == 0xe1 && p[1] == 0x9a && p[2] == 0x80)
-		return 3;
-	if (p[0] == 0xe2 && p[1] == 0x80 &&
-	    ((p[2] >= 0x80 && p[2] <= 0x8a) || p[2] == 0xa8 || p[2] == 0xa9 || p[2] == 0xaf))
-		return 3;
-	if (p[0] == 0xe2 && p[1] == 0x81 && p[2] == 0x9f)
-		return 3;
-	if (p[0] == 0xe3 && p[1] == 0x80 && p[2] == 0x80)
-		return 3;
-	if (p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf)
-		return 3;
-	return 0;
-}
-
-/* length of the whitespace character ending at e (0 if none) */
-static size_t ws_before(const unsigned char *b, const unsigned char *e)
-{
-	for (size_t k = 1; k <= 3 && k <= (size_t)(e - b); k++)
-		if (ws_at(e - k, k) == k)
-			return k;
-	return 0;
-}
-
 typedef struct span {
 	const char *p;
 	size_t n;
@@ -209,17 +175,8 @@ typedef struct span {
 
 static span trim(const char *s)
 {
-	span r = { "", 0 };
-	if (!s)
-		return r;
-	const unsigned char *b = (const unsigned char *)s, *e = b + strlen(s);
-	size_t k;
-	while (b < e && (k = ws_at(b, (size_t)(e - b))) > 0)
-		b += k;
-	while (e > b && (k = ws_before(b, e)) > 0)
-		e -= k;
-	r.p = (const char *)b;
-	r.n = (size_t)(e - b);
+	span r;
+	r.n = pd_js_trim(s, &r.p);
 	return r;
 }
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "js_trim.h"
 #include "device_proof.h"
 #include "pc_alloc.h"
 #include "pairing.h"
@@ -671,22 +672,9 @@ static bool may_manage_record(pd_conn *c, const char *dev)
 	return ok;
 }
 
-/* the label without surrounding whitespace; the schema caps it at 64
- * characters, so 256 bytes hold any UTF-8 form of it */
+/* the trimmed label; the schema caps it at 64 characters, so 256 bytes hold
+ * any UTF-8 form of it */
 #define PD_LABEL_MAX 256
-
-static void trim_copy(const char *s, char *out, size_t n)
-{
-	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
-		s++;
-	size_t len = strlen(s);
-	while (len && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\n' || s[len - 1] == '\r'))
-		len--;
-	if (len >= n)
-		len = n - 1;
-	memcpy(out, s, len);
-	out[len] = '\0';
-}
 
 void pd_m_device_pair_list(pd_conn *c, const char *id, const json_t *params)
 {
@@ -822,7 +810,7 @@ void pd_m_device_pair_rename(pd_conn *c, const char *id, const json_t *params)
 		return;
 	const char *dev = jstr(params, "deviceId");
 	char label[PD_LABEL_MAX + 1];
-	trim_copy(jstr(params, "label"), label, sizeof label);
+	pd_js_trim_copy(jstr(params, "label"), label, sizeof label);
 	if (!label[0]) {
 		pd_send_error(c, id, "INVALID_REQUEST", "label required", NULL);
 		return;

@@ -17,6 +17,7 @@
  * On failure everything allocated so far is released and `cfg` is left
  * zeroed, so calling pd_config_free() afterwards is harmless.
  */
+#include "js_trim.h"
 #include "pd_config.h"
 
 #include <arpa/inet.h>
@@ -115,20 +116,12 @@ static bool parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
 	return true;
 }
 
-static bool is_blank(const char *s)
-{
-	for (; *s; s++)
-		if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r' && *s != '\f' && *s != '\v')
-			return false;
-	return true;
-}
-
 /* Why a shared secret is unusable, or NULL when it is fine. Upstream rejects
  * blank values and the strings a shell or template leaves behind when a
  * variable was missing. */
 static const char *secret_problem(const char *s)
 {
-	if (is_blank(s))
+	if (pd_js_blank(s))
 		return "must not be empty or blank";
 	if (strcmp(s, "undefined") == 0)
 		return "the literal \"undefined\" is not a usable secret";
