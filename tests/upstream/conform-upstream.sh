@@ -4,7 +4,8 @@
 # build/upstream (once), starts the gateway with a scratch HOME, runs
 # pincer-conform --url and the pincer CLI against it, then does the same for
 # a second instance started with manual pairing
-# (gateway.nodes.pairing.autoApproveLocal=false, --gateway-config).
+# (gateway.nodes.pairing.autoApproveLocal=false, --gateway-config); last,
+# OpenClaw's own CLI against pincerd (calls, an agent run, pairing).
 #
 # Usage: tests/upstream/conform-upstream.sh   (from the checkout, after make)
 # Env:   OPENCLAW_VERSION (default 2026.9.6), UPSTREAM_PORT (default 18800)
@@ -124,6 +125,59 @@ for f in $(grep -l '"pairing": *"manual"' tests/conformance/*.json); do
 		failed=$((failed + 1))
 	fi
 done
+stop
+
+# 3. OpenClaw's own CLI against pincerd (manual pairing, so loopback devices
+#    wait for approval too)
+PPORT=$((PORT + 1))
+PTOKEN=pincer-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+rm -rf "$DIR/pincerd-state" "$DIR/oc-cli-home" "$DIR/dev-home"
+printf '%s\n' "$cfg" >"$DIR/pincerd.json"
+bin/pincerd --port "$PPORT" --state-dir "$DIR/pincerd-state" --auth token --token "$PTOKEN" \
+	--config "$DIR/pincerd.json" >"$DIR/pincerd.log" 2>&1 &
+PID=$!
+sleep 1
+oc() {
+	HOME=$DIR/oc-cli-home PATH=$(dirname "$NODE"):$PATH "$NODE" "$OC" "$@" --url "ws://127.0.0.1:$PPORT" \
+		--token "$PTOKEN"
+}
+judge() { # NAME WANT_TEXT OUTPUT_FILE STATUS
+	if [ "$4" -eq 0 ] && grep -q -- "$2" "$3"; then
+		echo "PASS openclaw cli vs pincerd: $1"
+		passed=$((passed + 1))
+	else
+		echo "FAIL openclaw cli vs pincerd: $1 (exit $4)"
+		sed 's/^/     | /' "$3" | head -20
+		failed=$((failed + 1))
+	fi
+}
+o=$DIR/oc-out.txt
+oc gateway call health --json >"$o" 2>&1
+judge "gateway call health" '"ok": true' "$o" $?
+oc gateway call status --json >"$o" 2>&1
+judge "gateway call status" '"runtimeVersion"' "$o" $?
+oc gateway call system-presence --json >"$o" 2>&1
+judge "gateway call system-presence" '"reason": "self"' "$o" $?
+oc gateway call agent --params '{"message":"hello there","idempotencyKey":"oc-cli-1"}' --expect-final --json >"$o" 2>&1
+judge "gateway call agent --expect-final" 'You said: hello there' "$o" $?
+oc gateway call chat.history --params '{"sessionKey":"agent:main:explicit:oc-cli-1"}' --json >"$o" 2>&1
+judge "gateway call chat.history" '"role": "assistant"' "$o" $?
+HOME=$DIR/dev-home bin/pincer --device gateway status --url "ws://127.0.0.1:$PPORT" --token "$PTOKEN" >"$o" 2>&1
+oc devices list --json >"$o" 2>&1
+judge "devices list (a pending request)" '"requestId"' "$o" $?
+rid=$(grep -o '"requestId": *"[^"]*"' "$o" | head -n 1 | sed 's/.*"\([^"]*\)"$/\1/')
+oc devices approve "$rid" >"$o" 2>&1
+judge "devices approve" 'Approved' "$o" $?
+HOME=$DIR/dev-home bin/pincer --device gateway status --url "ws://127.0.0.1:$PPORT" --token "$PTOKEN" >"$o" 2>&1
+judge "the approved device connects" 'Auth' "$o" $?
+dev=$(HOME=$DIR/dev-home bin/pincer --device --json gateway status --url "ws://127.0.0.1:$PPORT" --token "$PTOKEN" 2>/dev/null |
+	grep -o '"deviceId": *"[0-9a-f]*"' | head -n 1 | sed 's/.*"\([0-9a-f]*\)"$/\1/')
+oc devices list --json >"$o" 2>&1
+[ -n "$dev" ] || dev=$(grep -o '"deviceId": *"[0-9a-f]*"' "$o" | head -n 1 | sed 's/.*"\([0-9a-f]*\)"$/\1/')
+oc devices rotate --device "$dev" --role operator >"$o" 2>&1
+judge "devices rotate" '"tokenDelivery"' "$o" $?
+oc devices remove "$dev" >"$o" 2>&1
+judge "devices remove" 'Removed' "$o" $?
 stop
 
 echo "$passed passed, $failed failed"
