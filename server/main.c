@@ -4,6 +4,7 @@
 #include <sodium.h>
 #include <stdio.h>
 
+#include "fd_limit.h"
 #include "gw.h"
 
 int main(int argc, char **argv)
@@ -34,6 +35,8 @@ int main(int argc, char **argv)
 		        "  openclaw gateway call health --url ws://%s:%d --token %s --json\n",
 		        cfg.token_path, cfg.token, cfg.listen_host, cfg.port, cfg.listen_host, cfg.port,
 		        cfg.token);
+	/* before libwebsockets sizes its tables by it */
+	pd_fd_limit_raise(PD_FD_LIMIT_WANT);
 	rc = pd_gw_run(&cfg);
 	pd_handshake_cleanup();
 	pd_config_free(&cfg);
