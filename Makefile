@@ -208,7 +208,7 @@ fuzz-server: deps
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -DPC_LIBFUZZER -Iruntime -Igenerated -Iserver -Itests \
 	  $(shell pkg-config --cflags $(PKGS) 2>/dev/null) tests/fuzz/fuzz_server.c generated/*.c runtime/*.c \
 	  $(FUZZ_SRV_SRC) -o build/fuzz/fuzz_server $(LDLIBS) -luv
-	build/fuzz/fuzz_server -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz/corpus_server
+	TMPDIR=$$( [ -d /dev/shm ] && echo /dev/shm || echo /tmp ) build/fuzz/fuzz_server -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz/corpus_server
 
 # libFuzzer run of the device proof: make fuzz-device FUZZ_SECONDS=60
 fuzz-device: deps
