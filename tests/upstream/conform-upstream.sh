@@ -4,7 +4,8 @@
 # build/upstream (once), starts the gateway with a scratch HOME, runs
 # pincer-conform --url and the pincer CLI against it, then does the same for
 # a second instance started with manual pairing
-# (gateway.nodes.pairing.autoApproveLocal=false, --gateway-config); last,
+# (gateway.nodes.pairing.autoApproveLocal=false, --gateway-config), then one
+# instance per rate-limit scenario with its limits; last,
 # OpenClaw's own CLI against pincerd (calls, an agent run, pairing).
 #
 # Usage: tests/upstream/conform-upstream.sh   (from the checkout, after make)
@@ -69,6 +70,17 @@ start() {
 
 passed=0
 failed=0
+judge_scenario() { # NAME LOG: --only matches substrings, so judge this scenario's own line
+	if grep -q "^PASS $1 (" "$2"; then
+		echo "PASS $1"
+		passed=$((passed + 1))
+	elif grep -q "^SKIP $1:" "$2"; then
+		grep "^SKIP $1:" "$2"
+	else
+		sed -n "/^FAIL $1 (/,/^[A-Z]/p" "$2"
+		failed=$((failed + 1))
+	fi
+}
 count() { # adds the last "N passed, N failed" line of file $1
 	line=$(tail -n 1 "$1")
 	p=$(printf '%s\n' "$line" | sed -n 's/^\([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1/p')
@@ -114,18 +126,20 @@ for f in $(grep -l '"pairing": *"manual"' tests/conformance/*.json); do
 	name=$(basename "$f" .json)
 	bin/pincer-conform --url "ws://127.0.0.1:$PORT" --token "$TOKEN" \
 		--gateway-config "$DIR/home-manual/.openclaw/openclaw.json" --only "$name" >"$DIR/conform-manual.log" 2>&1
-	# --only matches substrings: judge this scenario's own line
-	if grep -q "^PASS $name (" "$DIR/conform-manual.log"; then
-		echo "PASS $name"
-		passed=$((passed + 1))
-	elif grep -q "^SKIP $name:" "$DIR/conform-manual.log"; then
-		grep "^SKIP $name:" "$DIR/conform-manual.log"
-	else
-		sed -n "/^FAIL $name (/,/^[A-Z]/p" "$DIR/conform-manual.log"
-		failed=$((failed + 1))
-	fi
+	judge_scenario "$name" "$DIR/conform-manual.log"
 done
 stop
+
+# 2b. rate limits: each scenario locks its client out, so each gets its own
+#     instance with the limits its profile names
+for f in $(grep -l '"rateLimit"' tests/conformance/*.json); do
+	name=$(basename "$f" .json)
+	start "ratelimit" "$(jq -c '{gateway: {auth: {rateLimit: .profile.rateLimit}}}' "$f")"
+	bin/pincer-conform --url "ws://127.0.0.1:$PORT" --token "$TOKEN" \
+		--gateway-config "$DIR/home-ratelimit/.openclaw/openclaw.json" --only "$name" >"$DIR/conform-ratelimit.log" 2>&1
+	judge_scenario "$name" "$DIR/conform-ratelimit.log"
+	stop
+done
 
 # 3. OpenClaw's own CLI against pincerd (manual pairing, so loopback devices
 #    wait for approval too)
