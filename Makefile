@@ -82,14 +82,14 @@ bin/pincer-conform: $(CONF_OBJ) $(BUILD)/libpincer-proto.a $(BUILD)/libpincer-rt
 
 # The C client SDK (clients/) and the pincer CLI (cli/) built on it.
 # the client library carries its own copy of the one runtime piece it uses
-$(BUILD)/libpincer-client.a: $(CLI_LIB_OBJ) $(BUILD)/runtime/pc_sha1.o
+$(BUILD)/libpincer-client.a: $(CLI_LIB_OBJ) $(BUILD)/runtime/pc_sha1.o $(BUILD)/runtime/pc_wsframe.o
 	ar rcs $@ $^
 bin/pincer: $(CLI_OBJ) $(BUILD)/libpincer-client.a $(BUILD)/libpincer-proto.a $(BUILD)/libpincer-rt.a
 	@mkdir -p bin
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The load generator (not part of make test).
-bin/pincer-bench: $(BENCH_OBJ)
+bin/pincer-bench: $(BENCH_OBJ) $(BUILD)/runtime/pc_wsframe.o
 	@mkdir -p bin
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

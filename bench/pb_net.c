@@ -5,6 +5,7 @@
  * finds a member without building a tree.
  */
 #define _GNU_SOURCE
+#include "pc_wsframe.h"
 #include "pb.h"
 
 #include <arpa/inet.h>
@@ -262,32 +263,12 @@ static bool flush(pb_engine *e, pb_conn *c)
 
 static void frame(pb_engine *e, pb_conn *c, int opcode, const void *payload, size_t len)
 {
-	unsigned char h[14];
-	size_t hl = 2;
-	h[0] = (unsigned char)(0x80 | opcode);
-	if (len < 126) {
-		h[1] = (unsigned char)(0x80 | len);
-	} else if (len <= 0xffff) {
-		h[1] = 0x80 | 126;
-		h[2] = (unsigned char)(len >> 8);
-		h[3] = (unsigned char)len;
-		hl = 4;
-	} else {
-		h[1] = 0x80 | 127;
-		for (int i = 0; i < 8; i++)
-			h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
-		hl = 10;
-	}
+	unsigned char h[PC_WS_HDR_MAX], key[4];
 	uint32_t k32 = (uint32_t)rng_next(&e->rng);
-	unsigned char key[4];
 	memcpy(key, &k32, 4);
-	memcpy(h + hl, key, 4);
-	hl += 4;
-	put_out(c, h, hl);
+	put_out(c, h, pc_ws_hdr_write(h, opcode, true, 0, len, key));
 	put_out(c, payload, len);
-	unsigned char *q = (unsigned char *)c->out + c->out_n - len;
-	for (size_t i = 0; i < len; i++)
-		q[i] ^= key[i & 3];
+	pc_ws_mask((unsigned char *)c->out + c->out_n - len, len, key, 0);
 }
 
 void pb_send_text(pb_engine *e, pb_conn *c, const char *data, size_t len)
@@ -541,29 +522,17 @@ static bool parse(pb_engine *e, pb_conn *c)
 	for (;;) {
 		unsigned char *p = (unsigned char *)c->in + off;
 		size_t n = c->in_n - off;
-		if (n < 2)
-			break;
-		bool fin = p[0] & 0x80;
-		int op = p[0] & 0x0f;
-		uint64_t plen = p[1] & 0x7f;
-		size_t hl = 2;
-		if (p[1] & 0x80) {
+		if (n >= 2 && (p[1] & 0x80)) {
 			fail(e, c, "server sent a masked frame");
 			return false;
 		}
-		if (plen == 126) {
-			if (n < 4)
-				break;
-			plen = (uint64_t)p[2] << 8 | p[3];
-			hl = 4;
-		} else if (plen == 127) {
-			if (n < 10)
-				break;
-			plen = 0;
-			for (int i = 0; i < 8; i++)
-				plen = plen << 8 | p[2 + i];
-			hl = 10;
-		}
+		pc_ws_hdr fh;
+		if (!pc_ws_hdr_parse(p, n, &fh))
+			break;
+		bool fin = fh.fin;
+		int op = fh.opcode;
+		uint64_t plen = fh.len;
+		size_t hl = fh.hlen;
 		if (plen > (64u << 20)) {
 			fail(e, c, "server frame larger than 64 MiB");
 			return false;

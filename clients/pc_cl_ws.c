@@ -8,6 +8,7 @@
  * echoed once and ends the stream.
  */
 #define _GNU_SOURCE
+#include "pc_wsframe.h"
 #include "pc_cl_int.h"
 #include "pc_sha1.h"
 
@@ -264,35 +265,15 @@ static bool write_all(pcl_ws *ws, const void *data, size_t len)
 
 static bool send_frame(pcl_ws *ws, int op, const void *payload, size_t len)
 {
-	unsigned char h[14];
-	size_t hl = 2;
-	h[0] = (unsigned char)(0x80 | op);
-	if (len < 126) {
-		h[1] = (unsigned char)len;
-	} else if (len <= 0xffff) {
-		h[1] = 126;
-		h[2] = (unsigned char)(len >> 8);
-		h[3] = (unsigned char)len;
-		hl = 4;
-	} else {
-		h[1] = 127;
-		for (int i = 0; i < 8; i++)
-			h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
-		hl = 10;
-	}
-	h[1] |= 0x80;
-	unsigned char key[4];
+	unsigned char h[PC_WS_HDR_MAX], key[4];
 	randombytes_buf(key, sizeof key);
-	memcpy(h + hl, key, 4);
-	hl += 4;
+	size_t hl = pc_ws_hdr_write(h, op, true, 0, len, key);
 	pcl_buf f = {0};
 	if (!pcl_buf_put(&f, h, hl) || !pcl_buf_put(&f, payload, len)) {
 		pcl_buf_free(&f);
 		return false;
 	}
-	unsigned char *q = (unsigned char *)f.p + hl;
-	for (size_t i = 0; i < len; i++)
-		q[i] ^= key[i & 3];
+	pc_ws_mask((unsigned char *)f.p + hl, len, key, 0);
 	bool ok = write_all(ws, f.p, f.n);
 	pcl_buf_free(&f);
 	return ok;
@@ -433,27 +414,14 @@ int pcl_ws_recv(pcl_ws *ws, int64_t deadline, char **msg, size_t *len, pc_cl_err
 		}
 		unsigned char *p = (unsigned char *)ws->in.p;
 		size_t n = ws->in.n;
-		size_t hl = 2;
-		uint64_t plen = 0;
-		if (n < 2)
+		pc_ws_hdr fh;
+		if (!pc_ws_hdr_parse(p, n, &fh))
 			goto need;
-		plen = p[1] & 0x7f;
-		if (plen == 126) {
-			if (n < 4)
-				goto need;
-			plen = (uint64_t)p[2] << 8 | p[3];
-			hl = 4;
-		} else if (plen == 127) {
-			if (n < 10)
-				goto need;
-			plen = 0;
-			for (int i = 0; i < 8; i++)
-				plen = plen << 8 | p[2 + i];
-			hl = 10;
-		}
-		bool fin = p[0] & 0x80;
-		int op = p[0] & 0x0f;
-		if ((p[1] & 0x80) || (p[0] & 0x70) || (op > OP_BINARY && op < OP_CLOSE) || op > OP_PONG ||
+		size_t hl = fh.hlen;
+		uint64_t plen = fh.len;
+		bool fin = fh.fin;
+		int op = fh.opcode;
+		if (fh.masked || fh.rsv || (op > OP_BINARY && op < OP_CLOSE) || op > OP_PONG ||
 		    (op >= OP_CLOSE && (!fin || plen > 125)) || plen > WS_MAX_MESSAGE ||
 		    ws->frag.n + plen > WS_MAX_MESSAGE) {
 			pcl_ws_close(ws, 1002, 0);

@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include "cf.h"
+#include "pc_wsframe.h"
 #include "pc_sha1.h"
 
 #include <dirent.h>
@@ -166,26 +167,14 @@ static int sv_parse(sv_scn *v, sv_conn *c, int *op, cf_buf *out)
 		size_t n = c->in.n;
 		if (c->close_rcvd)
 			return -1;
-		if (n < 2)
+		pc_ws_hdr fh;
+		if (!pc_ws_hdr_parse(p, n, &fh))
 			return 0;
-		bool fin = p[0] & 0x80, masked = p[1] & 0x80;
-		int rsv = (p[0] >> 4) & 7, opcode = p[0] & 0x0f;
-		uint64_t len = p[1] & 0x7f;
-		size_t hl = 2;
-		if (len == 126) {
-			if (n < 4)
-				return 0;
-			len = ((uint64_t)p[2] << 8) | p[3];
-			hl = 4;
-		} else if (len == 127) {
-			if (n < 10)
-				return 0;
-			len = 0;
-			for (int i = 0; i < 8; i++)
-				len = (len << 8) | p[2 + i];
-			hl = 10;
-		}
-		if (!masked) {
+		bool fin = fh.fin;
+		int rsv = fh.rsv, opcode = fh.opcode;
+		uint64_t len = fh.len;
+		size_t hl = fh.hlen;
+		if (!fh.masked) {
 			sv_fail(v, "client sent an unmasked frame (RFC 6455 §5.1)");
 			c->close_rcvd = true;
 			return -1;
@@ -200,15 +189,13 @@ static int sv_parse(sv_scn *v, sv_conn *c, int *op, cf_buf *out)
 			c->close_rcvd = true;
 			return -1;
 		}
-		if (n < hl + 4 + len)
+		if (n < hl + len)
 			return 0;
-		unsigned char key[4];
-		memcpy(key, p + hl, 4);
 		cf_buf pl = {0};
-		cf_buf_put(&pl, p + hl + 4, (size_t)len);
-		for (size_t i = 0; i < len; i++)
-			pl.p[i] = (char)(pl.p[i] ^ key[i & 3]);
-		cf_buf_consume(&c->in, hl + 4 + (size_t)len);
+		cf_buf_put(&pl, p + hl, (size_t)len);
+		if (pl.p)
+			pc_ws_mask((unsigned char *)pl.p, (size_t)len, fh.key, 0);
+		cf_buf_consume(&c->in, hl + (size_t)len);
 		if (opcode == CF_OP_PING) {
 			sv_send(c, CF_OP_PONG, pl.p, pl.n);
 		} else if (opcode == CF_OP_CLOSE) {

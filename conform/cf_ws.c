@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include "cf.h"
+#include "pc_wsframe.h"
 #include "pc_sha1.h"
 
 #include <errno.h>
@@ -82,37 +83,14 @@ int cf_ws_write(cf_ws *ws, const void *data, size_t len, int timeout_ms)
 
 void cf_ws_frame(cf_buf *out, int opcode, bool fin, bool mask, int rsv, const void *payload, size_t len)
 {
-	unsigned char h[14];
-	size_t hl = 2;
-	h[0] = (unsigned char)((fin ? 0x80 : 0) | ((rsv & 7) << 4) | (opcode & 0x0f));
-	if (len < 126) {
-		h[1] = (unsigned char)len;
-	} else if (len <= 0xffff) {
-		h[1] = 126;
-		h[2] = (unsigned char)(len >> 8);
-		h[3] = (unsigned char)len;
-		hl = 4;
-	} else {
-		h[1] = 127;
-		for (int i = 0; i < 8; i++)
-			h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
-		hl = 10;
-	}
-	unsigned char key[4] = {0};
-	if (mask) {
-		h[1] |= 0x80;
+	unsigned char h[PC_WS_HDR_MAX], key[4];
+	if (mask)
 		cf_random(key, 4);
-		memcpy(h + hl, key, 4);
-		hl += 4;
-	}
-	cf_buf_put(out, h, hl);
+	cf_buf_put(out, h, pc_ws_hdr_write(h, opcode, fin, rsv, len, mask ? key : NULL));
 	size_t at = out->n;
 	cf_buf_put(out, payload, len);
-	if (mask) {
-		unsigned char *q = (unsigned char *)out->p + at;
-		for (size_t i = 0; i < len; i++)
-			q[i] ^= key[i & 3];
-	}
+	if (mask)
+		pc_ws_mask((unsigned char *)out->p + at, len, key, 0);
 }
 
 static void send_control(cf_ws *ws, int opcode, const void *payload, size_t len)
@@ -162,28 +140,14 @@ int cf_ws_next(cf_ws *ws, cf_msg *m)
 		}
 		unsigned char *p = (unsigned char *)ws->in.p;
 		size_t n = ws->in.n;
-		if (n < 2)
+		pc_ws_hdr fh;
+		if (!pc_ws_hdr_parse(p, n, &fh))
 			goto need;
-		bool fin = p[0] & 0x80;
-		int rsv = (p[0] >> 4) & 7;
-		int op = p[0] & 0x0f;
-		bool masked = p[1] & 0x80;
-		uint64_t plen = p[1] & 0x7f;
-		size_t hl = 2;
-		if (plen == 126) {
-			if (n < 4)
-				goto need;
-			plen = (uint64_t)p[2] << 8 | p[3];
-			hl = 4;
-		} else if (plen == 127) {
-			if (n < 10)
-				goto need;
-			plen = 0;
-			for (int i = 0; i < 8; i++)
-				plen = plen << 8 | p[2 + i];
-			hl = 10;
-		}
-		if (masked) {
+		bool fin = fh.fin;
+		int rsv = fh.rsv, op = fh.opcode;
+		uint64_t plen = fh.len;
+		size_t hl = fh.hlen;
+		if (fh.masked) {
 			proto_error(ws, "server sent a masked frame (RFC 6455 5.1)");
 			continue;
 		}
