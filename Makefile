@@ -169,7 +169,7 @@ FUZZ_SUPPORT := tests/support/fake_gw.c tests/support/fake_gw.h tests/support/lw
 $(BUILD)/tests/test_child $(BUILD)/tests/test_config: tests/support/tmpdir.c
 $(BUILD)/tests/test_store $(BUILD)/tests/test_sessions: tests/support/tmpdir.c tests/support/sqlite_peek.c
 $(BUILD)/tests/test_handshake: $(FUZZ_SUPPORT)
-$(BUILD)/tests/test_hello: $(FUZZ_SUPPORT)
+$(BUILD)/tests/test_hello $(BUILD)/tests/test_device_mgmt: $(FUZZ_SUPPORT)
 $(BUILD)/tests/test_sessions: $(FUZZ_SUPPORT)
 # test_client includes the client sources and drives bin/pincer and bin/pincerd
 $(BUILD)/tests/test_client $(BUILD)/tests/test_client_stubs: $(CLI_LIB_SRC) clients/pincer_client.h clients/pc_cl_int.h \

@@ -642,13 +642,14 @@ static bool is_admin(const pd_conn *c)
 static bool denies_cross_device(const pd_conn *c, const char *target)
 {
 	const char *me = caller_device(c);
-	return me && strcmp(me, target) != 0 && !is_admin(c);
+	return me && (!target || strcmp(me, target) != 0) && !is_admin(c);
 }
 
+/* records read back from the store may lack "role" (older or hand-made ones) */
 static bool has_non_operator_role(const json_t *rec)
 {
 	const char *role = jstr(rec, "role");
-	if (role[0] && strcmp(role, "operator") != 0)
+	if (role && strcmp(role, "operator") != 0)
 		return true;
 	size_t i;
 	json_t *r;
@@ -676,6 +677,12 @@ static bool may_manage_record(pd_conn *c, const char *dev)
  * any UTF-8 form of it */
 #define PD_LABEL_MAX 256
 
+static bool same_device(const json_t *rec, const char *device_id)
+{
+	const char *d = jstr(rec, "deviceId");
+	return d && strcmp(d, device_id) == 0;
+}
+
 void pd_m_device_pair_list(pd_conn *c, const char *id, const json_t *params)
 {
 	(void)params;
@@ -690,10 +697,10 @@ void pd_m_device_pair_list(pd_conn *c, const char *id, const json_t *params)
 	json_t *r;
 	if (only && pending)
 		for (i = json_array_size(pending); i-- > 0;)
-			if (strcmp(jstr(json_array_get(pending, i), "deviceId"), only) != 0)
+			if (!same_device(json_array_get(pending, i), only))
 				json_array_remove(pending, i);
 	json_array_foreach (paired, i, r)
-		if (!only || strcmp(jstr(r, "deviceId"), only) == 0)
+		if (!only || same_device(r, only))
 			json_array_append_new(pv, paired_view(gw, r));
 	json_decref(paired);
 	if (!pending || !pv) {
