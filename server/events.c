@@ -131,7 +131,11 @@ static json_t *presence_build(pd_gw *gw)
 	json_t *list = json_array();
 	if (!list)
 		return NULL;
-	int rc = json_array_append_new(list, self_entry(gw));
+	/* the gateway's own row is built once: host name, kernel and address
+	 * are not looked up again on every presence change */
+	if (!gw->presence_self)
+		gw->presence_self = self_entry(gw);
+	int rc = json_array_append(list, gw->presence_self);
 	if (!rc)
 		rc = pd_presence_append(gw->presence, list);
 	if (rc) {
@@ -141,12 +145,24 @@ static json_t *presence_build(pd_gw *gw)
 	return list;
 }
 
-void pd_presence_changed(pd_gw *gw)
+/* the cached list (and hello-ok's text of it, keyed on presence_gen) is stale */
+static void drop_presence_cache(pd_gw *gw)
 {
-	gw->sv_presence++;
 	json_decref(gw->presence_cache);
 	gw->presence_cache = NULL;
 	gw->presence_gen++;
+}
+
+void pd_presence_expire(pd_gw *gw, int64_t now)
+{
+	if (pd_presence_prune(gw->presence, now))
+		drop_presence_cache(gw); /* no event, as upstream */
+}
+
+void pd_presence_changed(pd_gw *gw)
+{
+	gw->sv_presence++;
+	drop_presence_cache(gw);
 	json_t *list = pd_presence_list(gw);
 	json_t *p = list ? json_pack("{s:o}", "presence", list) : NULL;
 	if (p)

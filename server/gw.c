@@ -171,14 +171,16 @@ static pd_conn *conn_new(pd_gw *gw, struct lws *wsi)
 	bool proxied = lws_hdr_total_length(wsi, WSI_TOKEN_X_FORWARDED_FOR) > 0;
 	c->loopback = is_loopback(c->ip) && !proxied;
 	c->has_origin = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0;
-	/* the headers are gone after the upgrade: judge the origin now */
+	/* the headers are gone after the upgrade: judge the origin now (no
+	 * Origin is "missing", which matters only to browser clients) */
 	char origin[512] = "", host[512] = "";
-	bool have_origin = c->has_origin && lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) > 0;
-	bool have_host = lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) > 0;
-	c->origin_verdict = (uint8_t)pd_origin_check(have_origin ? origin : NULL, have_host ? host : NULL,
-	                                              gw->cfg->allowed_origins, gw->cfg->origin_host_fallback,
-	                                              c->loopback);
-	c->origin_chrome_ext = have_origin && pd_origin_is_chrome_extension(origin);
+	c->origin_verdict = PD_ORIGIN_INVALID;
+	if (c->has_origin && lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) > 0) {
+		bool have_host = lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) > 0;
+		c->origin_verdict = (uint8_t)pd_origin_check(origin, have_host ? host : NULL, gw->cfg->allowed_origins,
+		                                              gw->cfg->origin_host_fallback, c->loopback);
+		c->origin_chrome_ext = pd_origin_is_chrome_extension(origin);
+	}
 	pd_conn_link(gw, c);
 	return c;
 }
@@ -405,13 +407,7 @@ static void on_tick(uv_timer_t *t)
 
 static void on_health(uv_timer_t *t)
 {
-	pd_gw *gw = t->data;
-	/* rows past their TTL leave the list (no event, as upstream) */
-	if (pd_presence_prune(gw->presence, pd_now_ms())) {
-		json_decref(gw->presence_cache);
-		gw->presence_cache = NULL;
-		gw->presence_gen++;
-	}
+	pd_presence_expire(t->data, pd_now_ms());
 	pd_health_refresh(t->data, true);
 	pd_agent_sweep(t->data); /* the idempotency cache is swept on this timer */
 }
@@ -580,6 +576,7 @@ int pd_gw_run(const pd_config *cfg)
 
 	json_decref(gw->health);
 	json_decref(gw->presence_cache);
+	json_decref(gw->presence_self);
 	pd_presence_free(gw->presence);
 	pc_mfree(gw->health_result);
 	pd_rl_fini(&gw->rl);

@@ -160,6 +160,7 @@ struct pd_gw {
 	json_t *presence_cache; /* PresenceEntry[] until presence changes (OWNED) */
 	struct pd_presence *presence; /* lasting clients, live and recent (OWNED) */
 	uint64_t presence_gen;        /* bumped whenever presence_cache is dropped */
+	json_t *presence_self;        /* the gateway's own PresenceEntry (OWNED) */
 	char *health_result; /* serialized `health` result until the next refresh (OWNED) */
 	size_t health_result_len;
 	int64_t health_ts;
@@ -238,6 +239,8 @@ bool pd_conn_has_scope(const pd_conn *c, const char *required);
  * index entry; seq numbered per connection. */
 void pd_broadcast(pd_gw *gw, oc_event_id ev, const json_t *payload);
 void pd_presence_changed(pd_gw *gw);
+/* Drops rows past their TTL (presence.h) from the list, without an event. */
+void pd_presence_expire(pd_gw *gw, int64_t now);
 json_t *pd_presence_list(pd_gw *gw); /* NEW ref to the (shared, read-only) PresenceEntry[] */
 json_t *pd_state_version(pd_gw *gw); /* NEW {presence, health} */
 void pd_health_refresh(pd_gw *gw, bool broadcast);

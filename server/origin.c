@@ -8,6 +8,7 @@
  * serialises it.
  */
 #include "origin.h"
+#include "js_trim.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -22,19 +23,10 @@ typedef struct parsed {
 	char hostname[PD_ORIGIN_MAX];
 } parsed;
 
-static bool is_space(char ch)
-{
-	return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
-}
-
-/* trimmed, lowercased copy; false when it does not fit */
+/* trimmed (as String.prototype.trim), lowercased copy; false when it does not fit */
 static bool lower_trim(const char *s, char *out, size_t n)
 {
-	while (*s && is_space(*s))
-		s++;
-	size_t len = strlen(s);
-	while (len && is_space(s[len - 1]))
-		len--;
+	size_t len = pd_js_trim(s, &s);
 	if (len >= n)
 		return false;
 	for (size_t i = 0; i < len; i++)

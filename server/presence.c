@@ -14,6 +14,7 @@ typedef struct row {
 	char key[80];
 	json_t *entry; /* PresenceEntry (OWNED) */
 	int64_t fresh; /* last upsert, ms */
+	int live;      /* open sockets behind the row (a node may have several) */
 } row;
 
 struct pd_presence {
@@ -100,6 +101,8 @@ void pd_presence_upsert(pd_presence *p, const pd_conn *c, bool connected, int64_
 	size_t i = 0;
 	while (i < p->n && strcmp(p->rows[i].key, key) != 0)
 		i++;
+	if (i < p->n && !connected && p->rows[i].live > 0)
+		p->rows[i].live--;
 	if (i < p->n && !connected) {
 		/* the socket went: the row stays, marked (a copy: the cached
 		 * list still shares the old entry) */
@@ -120,11 +123,14 @@ void pd_presence_upsert(pd_presence *p, const pd_conn *c, bool connected, int64_
 		json_object_set_new(e, "reason", json_string("disconnect"));
 	if (i == p->n) {
 		snprintf(p->rows[p->n].key, sizeof p->rows[p->n].key, "%s", key);
+		p->rows[p->n].live = 0;
 		p->rows[p->n++].entry = NULL;
 	}
 	json_decref(p->rows[i].entry);
 	p->rows[i].entry = e;
 	p->rows[i].fresh = now;
+	if (connected)
+		p->rows[i].live++;
 	if (p->n > PD_PRESENCE_MAX) {
 		size_t oldest = 0;
 		for (size_t k = 1; k < p->n; k++)
@@ -137,8 +143,10 @@ void pd_presence_upsert(pd_presence *p, const pd_conn *c, bool connected, int64_
 bool pd_presence_prune(pd_presence *p, int64_t now)
 {
 	bool any = false;
+	/* upstream renews a live socket's row on every pong: only rows whose
+	 * sockets are all gone age out */
 	for (size_t i = p ? p->n : 0; i-- > 0;)
-		if (now - p->rows[i].fresh > PD_PRESENCE_TTL_MS) {
+		if (p->rows[i].live == 0 && now - p->rows[i].fresh > PD_PRESENCE_TTL_MS) {
 			drop(p, i);
 			any = true;
 		}

@@ -66,6 +66,15 @@ static void state_unavailable(pd_conn *c, const char *id)
 	pd_send_error(c, id, "UNAVAILABLE", "session state unavailable", NULL);
 }
 
+/* The store, or NULL after answering UNAVAILABLE (pincerd runs without one
+ * only when it could not open it). */
+static pd_store *store_or_refuse(pd_conn *c, const char *id)
+{
+	if (!c->gw->store)
+		state_unavailable(c, id);
+	return c->gw->store;
+}
+
 /* Sends a built payload (STOLEN); NULL means an allocation failed. */
 static void reply(pd_conn *c, const char *id, json_t *payload)
 {
@@ -271,10 +280,8 @@ json_t *pd_sessions_recent(pd_gw *gw, const char *session_key, int limit)
 void pd_m_chat_history(pd_conn *c, const char *id, const json_t *params)
 {
 	pd_gw *gw = c->gw;
-	if (!gw->store) {
-		state_unavailable(c, id);
+	if (!store_or_refuse(c, id))
 		return;
-	}
 	if (json_object_get(params, "cursor")) {
 		reply(c, id, json_pack("{s:s}", "kind", "reset"));
 		return;
@@ -420,10 +427,8 @@ static json_t *session_row(pd_gw *gw, const json_t *sess, bool derived_title)
 void pd_m_sessions_list(pd_conn *c, const char *id, const json_t *params)
 {
 	pd_gw *gw = c->gw;
-	if (!gw->store) {
-		state_unavailable(c, id);
+	if (!store_or_refuse(c, id))
 		return;
-	}
 	json_int_t limit = clamp(jint(params, "limit", LIST_DEFAULT_LIMIT), 1, LIST_MAX_LIMIT);
 	json_int_t offset = clamp(jint(params, "offset", 0), 0, INT_MAX);
 	const char *agent = jstr(params, "agentId");
@@ -502,10 +507,8 @@ static json_t *preview_of(pd_gw *gw, const char *key, int limit, size_t max_char
 void pd_m_sessions_preview(pd_conn *c, const char *id, const json_t *params)
 {
 	pd_gw *gw = c->gw;
-	if (!gw->store) {
-		state_unavailable(c, id);
+	if (!store_or_refuse(c, id))
 		return;
-	}
 	int limit = (int)clamp(jint(params, "limit", PREVIEW_DEFAULT_LIMIT), 1, PREVIEW_MAX_LIMIT);
 	size_t max_chars = (size_t)clamp(jint(params, "maxChars", PREVIEW_DEFAULT_MAX_CHARS), 1, INT_MAX);
 	json_t *previews = json_array();
@@ -544,10 +547,8 @@ static const char *key_param(pd_conn *c, const char *id, const json_t *params)
 void pd_m_sessions_reset(pd_conn *c, const char *id, const json_t *params)
 {
 	pd_gw *gw = c->gw;
-	if (!gw->store) {
-		state_unavailable(c, id);
+	if (!store_or_refuse(c, id))
 		return;
-	}
 	const char *key = key_param(c, id, params);
 	if (!key)
 		return;
@@ -568,10 +569,8 @@ void pd_m_sessions_reset(pd_conn *c, const char *id, const json_t *params)
 void pd_m_sessions_delete(pd_conn *c, const char *id, const json_t *params)
 {
 	pd_gw *gw = c->gw;
-	if (!gw->store) {
-		state_unavailable(c, id);
+	if (!store_or_refuse(c, id))
 		return;
-	}
 	const char *key = key_param(c, id, params);
 	if (!key)
 		return;

@@ -11,6 +11,7 @@
 #include "fake_gw.h"
 #include "pairing.h"
 #include "pc_alloc.h"
+#include "presence.h"
 #include "tmpdir.c"
 
 void fake_gw_init(fake_gw *f, pd_auth_mode mode, const char *token, const char *password)
@@ -52,7 +53,7 @@ void fake_gw_init(fake_gw *f, pd_auth_mode mode, const char *token, const char *
 		abort();
 	}
 	gw->started_ms = pd_now_ms();
-	if (uv_loop_init(&gw->loop) != 0 || pd_agent_init(gw) != 0)
+	if (uv_loop_init(&gw->loop) != 0 || pd_agent_init(gw) != 0 || !(gw->presence = pd_presence_new()))
 		abort();
 	gw->sv_presence = 1;
 	gw->sv_health = 1;
@@ -70,6 +71,10 @@ void fake_gw_fini(fake_gw *f)
 	gw->health = NULL;
 	json_decref(gw->presence_cache);
 	gw->presence_cache = NULL;
+	json_decref(gw->presence_self);
+	gw->presence_self = NULL;
+	pd_presence_free(gw->presence);
+	gw->presence = NULL;
 	pc_mfree(gw->health_result);
 	gw->health_result = NULL;
 	pd_rl_fini(&gw->rl);

@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "presence.h"
 #include "support/fake_gw.h"
 #include "support/lws_stub.c"
 #include "support/fake_gw.c"
@@ -66,6 +67,22 @@ static void assert_same(pd_conn *c, const char *id, const char *method, const ch
 	json_decref(got);
 	json_decref(want);
 	pd_msg_unref(m);
+}
+
+/* Rows with this reason in the snapshot of the preformatted hello-ok. */
+static size_t hello_rows(pd_conn *c, const char *reason)
+{
+	pd_msg *m = pd_hello_ok_msg(c, "h", "token", NULL, 0);
+	assert_non_null(m);
+	json_t *j = parse_msg(m);
+	size_t n = 0, i;
+	json_t *row;
+	json_array_foreach (json_object_get(json_object_get(json_object_get(j, "payload"), "snapshot"), "presence"), i,
+	                    row)
+		n += strcmp(json_string_value(json_object_get(row, "reason")), reason) == 0;
+	json_decref(j);
+	pd_msg_unref(m);
+	return n;
 }
 
 static pd_conn *ready_conn(fake_gw *f, const char *id, const char *mode, const char *scopes)
@@ -127,9 +144,16 @@ static void test_matches_reference(void **state)
 	stub_now_ms += 1000;
 	pd_health_refresh(&f.gw, true);
 	assert_same(admin, "c7", "password", NULL, 0);
-	/* presence goes down again */
+	/* presence goes down again: the ui's row stays, marked "disconnect" ... */
 	fake_conn_free(ui);
 	assert_same(reader, "c8", "token", NULL, 0);
+	assert_int_equal(hello_rows(reader, "disconnect"), 1);
+	/* ... until it is past the TTL: then the preformatted text drops it too */
+	pd_presence_expire(&f.gw, stub_now_ms + PD_PRESENCE_TTL_MS);
+	assert_int_equal(hello_rows(reader, "disconnect"), 1);
+	pd_presence_expire(&f.gw, stub_now_ms + PD_PRESENCE_TTL_MS + 1);
+	assert_int_equal(hello_rows(reader, "disconnect"), 0);
+	assert_same(reader, "c9", "token", NULL, 0);
 
 	stub_now_ms = 0;
 	fake_gw_fini(&f);

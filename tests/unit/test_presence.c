@@ -1,7 +1,7 @@
 /*
  * test_presence.c - the presence table: rows per socket (operators) or per
- * device (nodes), "disconnect" rows kept until the TTL, at most 200 rows
- * with the oldest dropped, newest first.
+ * device (nodes), live rows kept, "disconnect" rows kept until the TTL, at
+ * most 200 rows with the oldest dropped, newest first.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -62,13 +62,18 @@ static void test_disconnect_row_stays_until_ttl(void **state)
 	assert_int_equal(json_integer_value(json_object_get(json_array_get(r, 0), "ts")), 3000);
 	json_decref(r);
 
-	assert_false(pd_presence_prune(p, 2000 + PD_PRESENCE_TTL_MS));
-	assert_true(pd_presence_prune(p, 2001 + PD_PRESENCE_TTL_MS)); /* b, untouched since 2000 */
+	/* b is still connected: its row never ages out (upstream renews it on
+	 * every pong) */
+	assert_false(pd_presence_prune(p, 2001 + PD_PRESENCE_TTL_MS));
+	assert_false(pd_presence_prune(p, 3000 + PD_PRESENCE_TTL_MS));
+	assert_true(pd_presence_prune(p, 3001 + PD_PRESENCE_TTL_MS)); /* a, gone since 3000 */
 	r = rows(p);
 	assert_int_equal(json_array_size(r), 1);
-	assert_string_equal(field(r, 0, "instanceId"), "inst-a");
+	assert_string_equal(field(r, 0, "instanceId"), "inst-b");
 	json_decref(r);
-	assert_true(pd_presence_prune(p, 3001 + PD_PRESENCE_TTL_MS));
+	assert_false(pd_presence_prune(p, 100 * PD_PRESENCE_TTL_MS));
+	pd_presence_upsert(p, &b, false, 5000);
+	assert_true(pd_presence_prune(p, 5001 + PD_PRESENCE_TTL_MS));
 	r = rows(p);
 	assert_int_equal(json_array_size(r), 0);
 	json_decref(r);
@@ -91,6 +96,12 @@ static void test_nodes_keyed_by_device(void **state)
 	assert_string_equal(field(r, 0, "reason"), "connect");
 	assert_string_equal(field(r, 0, "deviceId"), "dev-1");
 	json_decref(r);
+	/* two sockets of one device: the row lives while either is open */
+	pd_presence_upsert(p, &n1, true, 2100);
+	pd_presence_upsert(p, &n1, false, 2200);
+	assert_false(pd_presence_prune(p, 2201 + PD_PRESENCE_TTL_MS));
+	pd_presence_upsert(p, &n2, false, 2300);
+	assert_true(pd_presence_prune(p, 2301 + PD_PRESENCE_TTL_MS));
 	pd_presence_free(p);
 }
 
