@@ -119,6 +119,7 @@ struct pd_conn {
 	bool presence_tracked; /* listed in presence (not cli/backend/probe) */
 	uint64_t seq;        /* last event seq sent */
 	int unauthorized_role_errors; /* consecutive; > 10 closes the socket */
+	int agent_runs;      /* runs and deliveries it started still going (agent.c run cap) */
 };
 
 /* ---- the gateway ------------------------------------------------------- */

@@ -569,7 +569,11 @@ static int file_pincer(load_ctx *cx, filecfg *fc)
 		cfg->agent_exec = v && strcmp(json_string_value(v), "exec") == 0;
 		if ((rc = strings_member(cx, agent, "command", "pincer.agent.command", true, &cfg->agent_argv)) ||
 		    (rc = int_member(cx, agent, "timeoutMs", "pincer.agent.timeoutMs", 1, INT32_MAX,
-		                     &cfg->agent_timeout_ms)))
+		                     &cfg->agent_timeout_ms)) ||
+		    (rc = int_member(cx, agent, "maxConcurrentRuns", "pincer.agent.maxConcurrentRuns", 1, 100000,
+		                     &cfg->agent_max_runs)) ||
+		    (rc = int_member(cx, agent, "maxRunsPerSocket", "pincer.agent.maxRunsPerSocket", 1, 100000,
+		                     &cfg->agent_max_runs_per_socket)))
 			return rc;
 		if (cfg->agent_exec && !cfg->agent_argv)
 			return fail_key(cx, "pincer.agent.command", "required when pincer.agent.backend is \"exec\"");
@@ -979,6 +983,8 @@ int pd_config_load(pd_config *cfg, int argc, char **argv, bool *exit_now, char *
 	cfg->echo_delay_ms = 40;
 	cfg->dedupe_ttl_ms = 300000;
 	cfg->agent_timeout_ms = 600000;
+	cfg->agent_max_runs = 32;
+	cfg->agent_max_runs_per_socket = 4;
 	cfg->rate_limit.max_attempts = 10;
 	cfg->rate_limit.window_ms = 60000;
 	cfg->rate_limit.lockout_ms = 300000;

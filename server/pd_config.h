@@ -59,6 +59,12 @@ typedef struct pd_config {
 	bool agent_exec;
 	char **agent_argv;
 	int64_t agent_timeout_ms;     /* default 600000 */
+	/* pincer.agent.maxConcurrentRuns (default 32) / .maxRunsPerSocket
+	 * (default 4): agent runs, chat.send runs and send deliveries going on at
+	 * once, gateway-wide / started by one socket; beyond them UNAVAILABLE
+	 * with retryAfterMs (a duplicate joining a run is not a new run) */
+	int64_t agent_max_runs;
+	int64_t agent_max_runs_per_socket;
 	/* pincer.channels.command: argv of the delivery command `send` runs */
 	char **channel_argv;
 
