@@ -172,7 +172,7 @@ $(BUILD)/tests/test_handshake: $(FUZZ_SUPPORT)
 $(BUILD)/tests/test_hello $(BUILD)/tests/test_device_mgmt: $(FUZZ_SUPPORT)
 $(BUILD)/tests/test_sessions: $(FUZZ_SUPPORT)
 # test_client includes the client sources and drives bin/pincer and bin/pincerd
-$(BUILD)/tests/test_client $(BUILD)/tests/test_client_stubs: $(CLI_LIB_SRC) clients/pincer_client.h clients/pc_cl_int.h \
+$(BUILD)/tests/test_client $(BUILD)/tests/test_client_stubs $(BUILD)/tests/test_durable: $(CLI_LIB_SRC) clients/pincer_client.h clients/pc_cl_int.h \
   tests/support/daemon.c tests/support/tmpdir.c bin/pincer bin/pincerd
 
 $(BUILD)/tests/fuzz_server_replay: tests/fuzz/fuzz_server.c $(FUZZ_SUPPORT) $(TEST_LIBS)
