@@ -38,6 +38,8 @@ void fake_gw_init(fake_gw *f, pd_auth_mode mode, const char *token, const char *
 	cfg->auto_approve_local = true;
 	cfg->echo_delay_ms = 40;
 	cfg->dedupe_ttl_ms = 300000;
+	cfg->agent_max_runs = 32; /* pd_config's defaults */
+	cfg->agent_max_runs_per_socket = 4;
 	cfg->rate_limit.max_attempts = 10;
 	cfg->rate_limit.window_ms = 60000;
 	cfg->rate_limit.lockout_ms = 300000;

@@ -182,6 +182,8 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.keepalive_secs, 25);
 	assert_int_equal(cfg.max_buffered_bytes, 52428800);
 	assert_int_equal(cfg.max_payload_bytes, 26214400);
+	assert_int_equal(cfg.agent_max_runs, 32);
+	assert_int_equal(cfg.agent_max_runs_per_socket, 4);
 
 	/* state dir created 0700 */
 	assert_int_equal(mode_of(cfg.state_dir), 0700);
@@ -544,6 +546,8 @@ static void test_config_errors(void **state)
 	     "gateway.auth.rateLimit.windowMs"},
 	    {"{\"gateway\": {\"auth\": {\"rateLimit\": {\"exemptLoopback\": 1}}}}",
 	     "gateway.auth.rateLimit.exemptLoopback"},
+	    {"{\"pincer\": {\"agent\": {\"maxConcurrentRuns\": 0}}}", "pincer.agent.maxConcurrentRuns: expected an integer"},
+	    {"{\"pincer\": {\"agent\": {\"maxRunsPerSocket\": \"4\"}}}", "pincer.agent.maxRunsPerSocket: expected an integer"},
 	    {"{\"gateway\": []}", "gateway: expected an object"},
 	    {"{\"gateway\": {\"port\": 1, \"port\": 2}}", "duplicate"},
 	    {"{\"gateway\": {}, \"gateway\": {}}", "duplicate"},
@@ -569,6 +573,18 @@ static void test_config_errors(void **state)
 	}
 	/* nothing was created on the way to an error */
 	assert_false(exists(P("home/.pincer")));
+}
+
+/* pincer.agent run caps (decision 0010) */
+static void test_run_caps(void **state)
+{
+	(void)state;
+	pd_config cfg;
+	const char *path = config("{\"pincer\": {\"agent\": {\"maxConcurrentRuns\": 7, \"maxRunsPerSocket\": 1}}}");
+	assert_int_equal(LOAD(&cfg, "--config", path), PD_EXIT_OK);
+	assert_int_equal(cfg.agent_max_runs, 7);
+	assert_int_equal(cfg.agent_max_runs_per_socket, 1);
+	pd_config_free(&cfg);
 }
 
 /* ---- bind and its safety rule --------------------------------------------------------- */
@@ -840,6 +856,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_config_file_paths, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_config_ignored_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_run_caps, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bind, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_env_numbers, setup, teardown),
