@@ -20,6 +20,10 @@
  * treats an expired DONE entry it meets as absent, so the TTL is exact for
  * lookups even between sweeps. Every call but the sweep is O(1) on average.
  *
+ * The cache itself is memory only; agent.c mirrors every claim and final in
+ * the store and puts finished entries back with pd_dedupe_restore() at
+ * start (decision 0010).
+ *
  * Single-threaded (the loop thread); nothing locks.
  *
  * Ownership: the cache owns its entries, their key copies, stored final

@@ -1,7 +1,9 @@
 /*
  * store.h - pincerd's durable state: the gateway's own identity, paired
- * devices, pending pairing requests and the agent sessions with their
- * transcripts, in <state_dir>/state/pincer.sqlite.
+ * devices, pending pairing requests, the agent sessions with their
+ * transcripts and the idempotency records, in
+ * <state_dir>/state/pincer.sqlite. A database that is not one, or fails
+ * SQLite's quick_check, is refused at open ("... is damaged ...").
  *
  * One process owns a state dir: pd_store_open() takes an exclusive lock on
  * <state_dir>/state/pincer.lock and fails while another store holds it.
