@@ -733,7 +733,11 @@ void pd_m_agent_wait(pd_conn *c, const char *id, const json_t *params)
 			snprintf(key, sizeof key, "%s:%s", prefixes[i], run_id);
 			pd_dedupe_entry *e = pd_dedupe_find(s->dedupe, key);
 			if (e && pd_dedupe_is_done(e)) {
-				bool ok = json_is_true(json_object_get(pd_dedupe_final(e), "ok"));
+				/* a chat.send final is ok:true whatever the run did: its
+				 * payload.status says (as for a live run: not "ok" is an error) */
+				const json_t *fin = pd_dedupe_final(e);
+				const char *ps = json_string_value(json_object_get(json_object_get(fin, "payload"), "status"));
+				bool ok = ps ? strcmp(ps, "ok") == 0 : json_is_true(json_object_get(fin, "ok"));
 				json_t *p = json_pack("{s:s, s:s, s:I}", "runId", run_id, "status", ok ? "ok" : "error", "endedAt",
 				                      (json_int_t)pd_dedupe_finished_ms(e));
 				pd_send_ok(c, id, p);

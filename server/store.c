@@ -1336,11 +1336,10 @@ static json_t *idem_fetch(pd_store *s, sqlite3_stmt *st, bool done)
 		} else {
 			oom = !set_new(row, "createdAt", json_integer(sqlite3_column_int64(st, 2)));
 		}
-		if (oom || json_array_append_new(arr, row) != 0) {
-			if (!oom)
-				json_decref(row);
+		if (oom)
+			json_decref(row);
+		else if (json_array_append_new(arr, row) != 0) /* steals row either way */
 			oom = true;
-		}
 	}
 	if (oom)
 		oom_fail("idempotency");

@@ -684,6 +684,16 @@ static bool write_pass(pd_store *s)
 	ok &= p && pd_store_pending_put(s, p) == 0;
 	json_decref(r);
 	json_decref(p);
+	/* idempotency records: claim, final, both loads */
+	static const unsigned char fp[32] = { 1 };
+	json_t *fin = json_pack("{s:b, s:{s:s}}", "ok", 1, "payload", "runId", "oom");
+	ok &= pd_store_idem_begin(s, "agent:oom", fp, 1) == 0;
+	ok &= fin && pd_store_idem_finish(s, "agent:oom", fin, 2) == 0;
+	json_decref(fin);
+	json_t *l = pd_store_idem_load(s, 2, 1000, 10), *a = pd_store_idem_active(s);
+	ok &= json_array_size(l) == 1 && a != NULL;
+	json_decref(l);
+	json_decref(a);
 	return ok;
 }
 
