@@ -70,11 +70,19 @@ static const char *connect_device(fake_gw *f, const char *auth_json, const char 
 	device_keys(pk, sk, id);
 	pd_conn *c = fake_conn_new(f, true, false);
 	assert_non_null(c);
-	const char *sc[] = { "operator.read" };
+	const char *sc[] = {"operator.read"};
 	int64_t now = pd_now_ms();
-	pd_dp_input in = { .device_id = id, .public_key = NULL, .nonce = c->nonce, .signed_at = now,
-		           .client_id = "cli", .client_mode = "cli", .role = ROLE, .scopes = sc,
-		           .n_scopes = 1, .token = payload_token, .platform = "linux" };
+	pd_dp_input in = {.device_id = id,
+	                  .public_key = NULL,
+	                  .nonce = c->nonce,
+	                  .signed_at = now,
+	                  .client_id = "cli",
+	                  .client_mode = "cli",
+	                  .role = ROLE,
+	                  .scopes = sc,
+	                  .n_scopes = 1,
+	                  .token = payload_token,
+	                  .platform = "linux"};
 	pd_dp_b64url(pk, 32, pkb, sizeof pkb);
 	in.public_key = pkb;
 	int len = pd_dp_payload(payload, sizeof payload, 3, &in);
@@ -88,7 +96,7 @@ static const char *connect_device(fake_gw *f, const char *auth_json, const char 
 	         "\"device\":{\"id\":\"%s\",\"publicKey\":\"%s\",\"signature\":\"%s\",\"signedAt\":%lld,"
 	         "\"nonce\":\"%s\"}}}",
 	         auth_json, id, pkb, sigb, (long long)now, c->nonce);
-	fake_frames out = { 0 };
+	fake_frames out = {0};
 	fake_conn_deliver_str(c, frame);
 	fake_conn_write(c, &out);
 	char why[256];
@@ -160,9 +168,8 @@ static json_t *entry(fake_gw *f, json_t **rec)
 	assert_non_null(*rec);
 	size_t i;
 	json_t *t;
-	json_array_foreach (json_object_get(*rec, "tokens"), i, t)
-		if (strcmp(json_string_value(json_object_get(t, "role")), ROLE) == 0)
-			return t;
+	json_array_foreach(json_object_get(*rec, "tokens"), i,
+	                   t) if (strcmp(json_string_value(json_object_get(t, "role")), ROLE) == 0) return t;
 	fail_msg("no %s token entry", ROLE);
 	return NULL;
 }
@@ -378,7 +385,7 @@ static void test_key_file_checks(void **state)
 	snprintf(dir, sizeof dir, "%s/k", f->state_dir);
 	assert_int_equal(mkdir(dir, 0700), 0);
 	snprintf(path, sizeof path, "%s/" PD_TOKEN_KEY_FILE, dir);
-	unsigned char k1[PD_TOKEN_KEY_BYTES], k2[PD_TOKEN_KEY_BYTES], zeros[64] = { 0 };
+	unsigned char k1[PD_TOKEN_KEY_BYTES], k2[PD_TOKEN_KEY_BYTES], zeros[64] = {0};
 	bool created = false;
 	char err[512] = "";
 
