@@ -429,6 +429,74 @@ static void test_secret_file_errors(void **state)
 	assert_false(mem_has(log, len, SECRET));
 }
 
+/* bin/pincer: --token-file works; --token/--password are gone from its
+ * command line while it waits for a gateway (one that never answers). */
+static void test_cli(void **state)
+{
+	(void)state;
+	const char *args[] = {"--token", SECRET, NULL};
+	daemon_run d;
+	start(&d, false, args);
+	assert_false(d.exited);
+	write_text(P("tok.txt"), SECRET "\n", 0600);
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "HOME=%s %s health --url %s --token-file %s --json >/dev/null 2>&1", dir,
+	         bin("PINCER", "bin/pincer"), d.url, P("tok.txt"));
+	int st = system(cmd);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	snprintf(cmd, sizeof cmd, "%s health --url %s --token-file %s >%s 2>&1", bin("PINCER", "bin/pincer"), d.url,
+	         P("nope.txt"), P("cli.log"));
+	st = system(cmd);
+	assert_int_equal(WEXITSTATUS(st), 2);
+	static char log[4096];
+	slurp(P("cli.log"), log, sizeof log);
+	assert_non_null(strstr(log, P("nope.txt")));
+	stop(&d);
+
+	/* a listener that accepts and stays silent */
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof a;
+	assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof a), 0);
+	assert_int_equal(listen(ls, 4), 0);
+	assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &al), 0);
+	char url[64];
+	snprintf(url, sizeof url, "ws://127.0.0.1:%d", ntohs(a.sin_port));
+	const char *forms[][2] = {{"--token", SECRET}, {"--password=" PASSWORD, NULL}};
+	for (size_t i = 0; i < 2; i++) {
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			int nul = open("/dev/null", O_WRONLY);
+			dup2(nul, 1);
+			dup2(nul, 2);
+			const char *argv[] = {"pincer", "--url", url, forms[i][0], forms[i][1], "health", NULL};
+			if (!forms[i][1]) {
+				argv[4] = "health";
+				argv[5] = NULL;
+			}
+			execv(bin("PINCER", "bin/pincer"), (char *const *)argv);
+			_exit(127);
+		}
+		struct pollfd pf = {.fd = ls, .events = POLLIN};
+		assert_int_equal(poll(&pf, 1, 10000), 1);
+		int c = accept(ls, NULL, NULL);
+		assert_true(c >= 0);
+		static char buf[4096];
+		char path[64];
+		snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+		size_t len = slurp(path, buf, sizeof buf);
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		close(c);
+		assert_true(mem_has(buf, len, "health"));
+		if (mem_has(buf, len, SECRET) || mem_has(buf, len, PASSWORD))
+			fail_msg("form %zu: the secret is in bin/pincer's command line", i);
+	}
+	close(ls);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -438,6 +506,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_password_flags_blanked, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_secret_files, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_secret_file_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
 	};
 	size_t total = sizeof tests / sizeof tests[0];
 	setvbuf(stdout, NULL, _IOLBF, 0);
