@@ -171,6 +171,9 @@ $(BUILD)/tests/test_store $(BUILD)/tests/test_sessions: tests/support/tmpdir.c t
 $(BUILD)/tests/test_handshake: $(FUZZ_SUPPORT)
 $(BUILD)/tests/test_hello $(BUILD)/tests/test_device_mgmt: $(FUZZ_SUPPORT)
 $(BUILD)/tests/test_sessions: $(FUZZ_SUPPORT)
+$(BUILD)/tests/test_token_key: $(FUZZ_SUPPORT) tests/support/sqlite_peek.c
+# test_secrets starts bin/pincerd and checks it with bin/pincer
+$(BUILD)/tests/test_secrets: tests/support/tmpdir.c bin/pincerd bin/pincer
 # test_client includes the client sources and drives bin/pincer and bin/pincerd
 $(BUILD)/tests/test_client $(BUILD)/tests/test_client_stubs $(BUILD)/tests/test_durable: $(CLI_LIB_SRC) clients/pincer_client.h clients/pc_cl_int.h \
   tests/support/daemon.c tests/support/tmpdir.c bin/pincer bin/pincerd
