@@ -68,10 +68,11 @@ bin/pincer-gen: $(BUILD)/codegen/main.o $(BUILD)/libpincer-gen.a $(BUILD)/libpin
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The daemon: server/*.c except main.c form libpincer-srv.a (unit tests link it).
-SRV_LIB_OBJ := $(filter-out $(BUILD)/server/main.o,$(SRV_OBJ))
+# rx_hook.o (it defines recv for lws, decision 0009) goes into pincerd only.
+SRV_LIB_OBJ := $(filter-out $(BUILD)/server/main.o $(BUILD)/server/rx_hook.o,$(SRV_OBJ))
 $(BUILD)/libpincer-srv.a: $(SRV_LIB_OBJ)
 	ar rcs $@ $^
-bin/pincerd: $(BUILD)/server/main.o $(BUILD)/libpincer-srv.a $(BUILD)/libpincer-proto.a $(BUILD)/libpincer-rt.a
+bin/pincerd: $(BUILD)/server/main.o $(BUILD)/server/rx_hook.o $(BUILD)/libpincer-srv.a $(BUILD)/libpincer-proto.a $(BUILD)/libpincer-rt.a
 	@mkdir -p bin
 	$(CC) $(LDFLAGS) -o $@ $^ $(LWS_LIBS) $(LDLIBS)
 
