@@ -172,6 +172,8 @@ $(BUILD)/tests/test_store $(BUILD)/tests/test_sessions: tests/support/tmpdir.c t
 $(BUILD)/tests/test_handshake: $(FUZZ_SUPPORT)
 $(BUILD)/tests/test_hello $(BUILD)/tests/test_device_mgmt: $(FUZZ_SUPPORT)
 $(BUILD)/tests/test_sessions: $(FUZZ_SUPPORT)
+# test_accept_backoff starts bin/pincerd under a low open-files limit
+$(BUILD)/tests/test_accept_backoff: tests/support/daemon.c tests/support/tmpdir.c bin/pincerd
 # test_client includes the client sources and drives bin/pincer and bin/pincerd
 $(BUILD)/tests/test_client $(BUILD)/tests/test_client_stubs: $(CLI_LIB_SRC) clients/pincer_client.h clients/pc_cl_int.h \
   tests/support/daemon.c tests/support/tmpdir.c bin/pincer bin/pincerd
