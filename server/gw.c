@@ -18,6 +18,8 @@
 #include "msg_out.h"
 #include "pairing.h"
 #include "pc_alloc.h"
+#include "listener.h"
+#include "rx_guard.h"
 
 /* lws 4.1 keeps the close opcode private (enum value 4, between HTTP=3 and
  * PING=5, see lws-write.h); lws_write() handles it like its own close. */
@@ -357,6 +359,11 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 		gw = gw_of(wsi);
 		if (gw->stopping)
 			return 1;
+		if (!pd_rx_guard_can_upgrade(lws_get_socket_fd(wsi))) {
+			/* after a chunked body the frame checks would be blind */
+			lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, "Upgrade after a chunked body");
+			return 1;
+		}
 		lws_get_peer_simple(wsi, ip, sizeof ip);
 		if (!pd_preauth_admit(gw, ip)) {
 			lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
@@ -369,6 +376,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 		pss->c = conn_new(gw, wsi);
 		if (!pss->c || !preauth_take(gw, pss->c))
 			return -1;
+		pd_rx_guard_upgraded(lws_get_socket_fd(wsi), pss->c);
 		lws_sul_schedule(gw->ctx, 0, &pss->c->sul_handshake, handshake_timeout,
 		                 gw->cfg->handshake_timeout_ms * LWS_US_PER_MS);
 		send_challenge(pss->c);
@@ -384,6 +392,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 		/* non-zero: our close is already out, so do not echo theirs */
 		return pss->c->close_sent ? 1 : 0;
 	case LWS_CALLBACK_CLOSED:
+		pd_rx_guard_close(lws_get_socket_fd(wsi));
+		pd_listener_fd_freed(gw_of(wsi)->listener);
 		if (pss->c) {
 			pd_conn_destroy(pss->c);
 			pss->c = NULL;
@@ -429,6 +439,7 @@ static void finish_stop(pd_gw *gw)
 	uv_close((uv_handle_t *)&gw->sig_term, NULL);
 	uv_close((uv_handle_t *)&gw->sig_int, NULL);
 	pd_agent_fini(gw);
+	pd_listener_close(gw->listener);
 	/* lws closes its own handles; the loop ends once all are closed */
 	lws_context_destroy(gw->ctx);
 	gw->ctx = NULL;
@@ -463,6 +474,15 @@ static void on_signal(uv_signal_t *s, int signum)
 {
 	(void)signum;
 	begin_stop(s->data);
+}
+
+/* The stream guard stopped a WebSocket's input (from inside lws's read:
+ * the close is queued, WRITEABLE sends it). */
+static void on_guard_verdict(void *owner, int verdict)
+{
+	pd_conn *c = owner;
+	if (verdict == PD_RXG_BAD_MASK)
+		pd_conn_close(c, LWS_CLOSE_STATUS_PROTOCOL_ERR, NULL); /* RFC 6455 §5.1 */
 }
 
 /* ---- setup --------------------------------------------------------------- */
@@ -511,10 +531,20 @@ int pd_gw_run(const pd_config *cfg)
 	idle->secs_since_valid_ping = (uint16_t)cfg->keepalive_secs;
 	idle->secs_since_valid_hangup = (uint16_t)(cfg->keepalive_secs * 2);
 
+	/* pincerd listens itself (listener.h): bind before lws starts */
+	static pd_listener listener;
+	if (pd_listener_bind(&listener, cfg->listen_host, cfg->port, err, sizeof err) != 0) {
+		fprintf(stderr, "pincerd: %s\n", err);
+		return PD_EXIT_SOFTWARE;
+	}
+	gw->listener = &listener;
+	uint64_t max_fds = listener.fd_limit && listener.fd_limit < (1u << 20) ? listener.fd_limit : (1u << 20);
+	if (pd_rx_guard_init((size_t)max_fds, on_guard_verdict) != 0)
+		return PD_EXIT_SOFTWARE;
+
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof info);
-	info.port = cfg->port;
-	info.iface = cfg->listen_host;
+	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
 	protocols[0].per_session_data_size = pd_http_pss_size;
 	info.protocols = protocols;
 	info.pvo = &pvo;
@@ -532,14 +562,12 @@ int pd_gw_run(const pd_config *cfg)
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 
 	gw->ctx = lws_create_context(&info);
-	/* with a foreign loop lws returns a context even when the listen
-	 * socket could not be bound; it has no vhost then */
-	if (!gw->ctx || !lws_get_vhost_by_name(gw->ctx, "default")) {
-		/* Nothing to serve. lws leaves half-initialised uv handles in
-		 * this case (running the loop to close them crashes in 4.1), so
-		 * exit without tearing the context down. */
-		fprintf(stderr, "pincerd: cannot listen on %s:%d (in use, or not an address of this host)\n",
-		        cfg->listen_host, cfg->port);
+	gw->vhost = gw->ctx ? lws_get_vhost_by_name(gw->ctx, "default") : NULL;
+	if (!gw->vhost || pd_listener_start(&listener, &gw->loop, gw->vhost) != 0) {
+		/* lws leaves half-initialised uv handles when it fails (running
+		 * the loop to close them crashes in 4.1), so exit without
+		 * tearing the context down. */
+		fprintf(stderr, "pincerd: cannot start serving on %s:%d\n", cfg->listen_host, cfg->port);
 		fflush(stderr);
 		_exit(PD_EXIT_SOFTWARE);
 	}
@@ -588,6 +616,7 @@ int pd_gw_run(const pd_config *cfg)
 			pc_mfree(s);
 		}
 	pc_mfree(idle);
+	pd_rx_guard_fini();
 	fprintf(stderr, "pincerd: stopped\n");
 	return gw->exit_code;
 }

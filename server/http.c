@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "gw.h"
+#include "listener.h"
+#include "rx_guard.h"
 
 typedef struct http_pss {
 	int status;
@@ -131,6 +133,10 @@ int pd_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 			return 0;
 		s->await_body = false;
 		return respond(wsi, s);
+	case LWS_CALLBACK_CLOSED_HTTP:
+		pd_rx_guard_close(lws_get_socket_fd(wsi));
+		pd_listener_fd_freed(((pd_gw *)lws_context_user(lws_get_context(wsi)))->listener);
+		return 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE: {
 		unsigned char buf[LWS_PRE + sizeof s->body];
 		memcpy(buf + LWS_PRE, s->body, s->len);
