@@ -6,9 +6,9 @@
 # (runId = idempotencyKey), then sleeps the milliseconds named by the last
 # word of the message ("chaos <key> <ms>") so kills land mid-run, and answers
 # with a final whose text names its pid: a second run of the same key can
-# never produce the same final. No jq, no forks but sleep: it must be cheap.
+# never produce the same final. No jq, two forks (head, sleep): it must be cheap.
 set -u
-IFS= read -r line || true
+line=$(head -c 1024) # the start is enough (runId and message come first); a huge message is not read
 rest=${line#*\"runId\":\"}
 rid=${rest%%\"*}
 rest=${line#*\"message\":\"}

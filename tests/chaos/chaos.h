@@ -23,16 +23,16 @@
 typedef struct chaos_run {
 	uint64_t seed;
 	uint64_t rng;
-	char repo[512];    /* absolute repository root (the cwd at start) */
+	char repo[512];     /* absolute repository root (the cwd at start) */
 	char pincerd[1024]; /* absolute path of the daemon */
 	int passed, failed, skipped;
 } chaos_run;
 
 extern chaos_run C;
 
-uint64_t chaos_rand(void);           /* xorshift64*, seeded from C.seed */
-int chaos_rand_int(int lo, int hi);  /* uniform in [lo, hi] */
-int64_t chaos_now_ms(void);          /* monotonic */
+uint64_t chaos_rand(void);          /* xorshift64*, seeded from C.seed */
+int chaos_rand_int(int lo, int hi); /* uniform in [lo, hi] */
+int64_t chaos_now_ms(void);         /* monotonic */
 
 /* One verdict: one property for one iteration (iter >= 0) or one case
  * (iter < 0). Prints "PASS"/"FAIL" with the seed and iteration. */
@@ -44,13 +44,13 @@ void chaos_violation(int iter, const char *fmt, ...) __attribute__((format(print
 /* ---- the daemon (chaos_daemon.c) ------------------------------------------------------ */
 
 typedef struct chaos_daemon {
-	pid_t pid;       /* -1 when not running */
+	pid_t pid; /* -1 when not running */
 	int port;
 	char state_dir[512];
 	char config[512]; /* "" = no --config */
 	char log[512];    /* stdout+stderr, appended across restarts */
 	char url[64];
-	int exit_status;  /* wait status of the last exit (valid once pid is -1) */
+	int exit_status; /* wait status of the last exit (valid once pid is -1) */
 } chaos_daemon;
 
 /* Starts pincerd (new free port) and waits until it accepts TCP, at most

@@ -9,8 +9,7 @@
 
 #include "chaos.h"
 
-static const char *const admin_scopes[] = {"operator.admin", "operator.pairing", "operator.read",
-                                           "operator.write"};
+static const char *const admin_scopes[] = {"operator.admin", "operator.pairing", "operator.read", "operator.write"};
 
 pc_cl *chaos_admin(const chaos_daemon *d, pc_cl_event_fn on_event, void *ud, pc_cl_error *err)
 {

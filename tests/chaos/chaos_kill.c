@@ -32,9 +32,9 @@ typedef struct op {
 	char key[64];     /* idempotency key = runId */
 	char session[96]; /* agent / chat.send */
 	char message[96];
-	json_t *params; /* as sent, for resends */
-	bool acked;     /* its ok final was read before the connection died */
-	json_t *final;  /* agent, send: the final payload */
+	json_t *params;  /* as sent, for resends */
+	bool acked;      /* its ok final was read before the connection died */
+	json_t *final;   /* agent, send: the final payload */
 	char reply[256]; /* agent, chat.send: the assistant text of the final */
 	int dev;         /* rotate, approve */
 	char old_token[64], new_token[64];
@@ -150,7 +150,7 @@ static const char *pstr(const json_t *o, const char *k)
 	return json_string_value(json_object_get(o, k));
 }
 
-/* chat events on the admin socket: the final of a chat.send of this window */
+/* chat events on the admin sockets: the final of a chat.send of this window */
 static void on_event(void *ud, const pc_cl_event *ev)
 {
 	(void)ud;
@@ -274,8 +274,9 @@ static void window(int iter, pc_cl *A, pc_cl *B)
 		pc_cl_error err = {0};
 		D = dev_connect(&K.devs[rd], K.devs[rd].token, &err);
 		if (!D) {
-			chaos_violation(iter, "device %.16s: its token (checked at the last restart) is refused before "
-			                      "the window: %s %s",
+			chaos_violation(iter,
+			                "device %.16s: its token (checked at the last restart) is refused before "
+			                "the window: %s %s",
 			                K.devs[rd].id, err.code, err.message);
 			C.failed++;
 			K.devs[rd].state = DEV_GONE;
@@ -299,9 +300,11 @@ static void window(int iter, pc_cl *A, pc_cl *B)
 			o->params = json_pack("{s:s, s:s, s:s}", "sessionKey", o->session, "message", o->message,
 			                      "idempotencyKey", o->key);
 		int opi = (int)(o - K.ops);
-		fire(A, method_of(kind), o->params, kind != OP_CHAT, opi, R_PRIMARY);
-		if (chaos_rand_int(0, 9) < 3) /* a concurrent duplicate from another socket */
-			fire(B, method_of(kind), o->params, kind != OP_CHAT, opi, R_DUP);
+		/* both sockets carry runs (pincerd caps runs per socket) */
+		pc_cl *one = i % 2 ? B : A, *other = i % 2 ? A : B;
+		fire(one, method_of(kind), o->params, kind != OP_CHAT, opi, R_PRIMARY);
+		if (chaos_rand_int(0, 9) < 3) /* a concurrent duplicate from the other socket */
+			fire(other, method_of(kind), o->params, kind != OP_CHAT, opi, R_DUP);
 	}
 	for (int i = 0; i < n_replay; i++) {
 		int j = pick_old_acked(iter);
@@ -362,8 +365,9 @@ static void window(int iter, pc_cl *A, pc_cl *B)
 				char got[512], want[512];
 				describe(p, got, sizeof got);
 				expected_text(o, want, sizeof want);
-				chaos_violation(iter, "repeat of acknowledged %s %s (iteration %d) in the window: got %s, "
-				                      "acknowledged %s",
+				chaos_violation(iter,
+				                "repeat of acknowledged %s %s (iteration %d) in the window: got %s, "
+				                "acknowledged %s",
 				                kind_name[o->kind], o->key, o->iter, got, want);
 				C.failed++;
 			} else if (p->payload) {
@@ -418,7 +422,8 @@ static bool history_has(const json_t *payload, const char *role, const char *tex
 {
 	size_t i;
 	json_t *m;
-	json_array_foreach (json_object_get(payload, "messages"), i, m) {
+	json_array_foreach(json_object_get(payload, "messages"), i, m)
+	{
 		const char *r = pstr(m, "role");
 		const char *t = pstr(json_array_get(json_object_get(m, "content"), 0), "text");
 		if (r && t && strcmp(r, role) == 0 && strcmp(t, text) == 0)
@@ -460,13 +465,14 @@ static void verify(int v, bool all, pc_cl *A)
 		bool found = false;
 		size_t k;
 		json_t *e;
-		json_array_foreach (json_object_get(list, "paired"), k, e)
-			if (pstr(e, "deviceId") && strcmp(pstr(e, "deviceId"), K.devs[o->dev].id) == 0)
-				found = true;
+		json_array_foreach(json_object_get(list, "paired"), k,
+		                   e) if (pstr(e, "deviceId") && strcmp(pstr(e, "deviceId"), K.devs[o->dev].id) == 0)
+		    found = true;
 		if (!found) {
 			bad_pair++;
-			chaos_violation(iter, "acknowledged approval of device %.16s (iteration %d) is lost: not in "
-			                      "device.pair.list paired",
+			chaos_violation(iter,
+			                "acknowledged approval of device %.16s (iteration %d) is lost: not in "
+			                "device.pair.list paired",
 			                K.devs[o->dev].id, o->iter);
 		} else if (!all && K.devs[o->dev].state == DEV_REQUESTED) {
 			K.devs[o->dev].state = DEV_PAIRED;
@@ -571,7 +577,8 @@ static void verify(int v, bool all, pc_cl *A)
 			if (!same_final(o, p->payload)) {
 				bad_rep++;
 				expected_text(o, want, sizeof want);
-				chaos_violation(iter, "acknowledged %s %s (iteration %d) resent: got %s, acknowledged %s",
+				chaos_violation(iter,
+				                "acknowledged %s %s (iteration %d) resent: got %s, acknowledged %s",
 				                kind_name[o->kind], o->key, o->iter, got, want);
 			}
 		} else if (p->role == R_HISTORY) {
@@ -579,9 +586,11 @@ static void verify(int v, bool all, pc_cl *A)
 			if (!p->payload || !history_has(p->payload, "user", o->message) ||
 			    !history_has(p->payload, "assistant", o->reply)) {
 				bad_tr++;
-				chaos_violation(iter, "acknowledged %s %s (iteration %d): the transcript of %s lacks the "
-				                      "user message \"%s\" or the reply \"%s\": %s",
-				                kind_name[o->kind], o->key, o->iter, o->session, o->message, o->reply, got);
+				chaos_violation(iter,
+				                "acknowledged %s %s (iteration %d): the transcript of %s lacks the "
+				                "user message \"%s\" or the reply \"%s\": %s",
+				                kind_name[o->kind], o->key, o->iter, o->session, o->message, o->reply,
+				                got);
 			}
 		}
 	}
@@ -628,11 +637,13 @@ static pc_cl *restart(int iter, pc_cl **B)
 	pc_cl_error err = {0};
 	pc_cl *A = rc == 0 ? chaos_admin(&K.d, on_event, NULL, &err) : NULL;
 	if (A && B)
-		*B = chaos_admin(&K.d, NULL, NULL, &err);
+		*B = chaos_admin(&K.d, on_event, NULL, &err);
 	bool ok = A && (!B || *B);
 	if (!ok) {
 		chaos_violation(iter, "pincerd does not come back after the kill (%s; exit status %d): %s %s",
-		                rc == 1 ? "it exited" : rc < 0 ? "it does not accept" : "connect failed",
+		                rc == 1  ? "it exited"
+		                : rc < 0 ? "it does not accept"
+		                         : "connect failed",
 		                WIFEXITED(K.d.exit_status) ? WEXITSTATUS(K.d.exit_status) : -1, err.code, err.message);
 		chaos_print_tail(K.d.log, 3000);
 	}
@@ -778,7 +789,7 @@ int chaos_kill_suite(int iterations)
 	pc_cl_error err = {0};
 	pc_cl *B = NULL;
 	pc_cl *A = chaos_admin(&K.d, on_event, NULL, &err);
-	B = A ? chaos_admin(&K.d, NULL, NULL, &err) : NULL;
+	B = A ? chaos_admin(&K.d, on_event, NULL, &err) : NULL;
 	if (!A || !B) {
 		chaos_verdict(-1, "admin connects", false);
 		fprintf(stderr, "chaos: %s %s\n", err.code, err.message);

@@ -96,8 +96,8 @@ int main(void)
 	const char *it = getenv("CHAOS_ITERATIONS");
 	int iterations = it && *it ? atoi(it) : 50;
 	const char *only = getenv("CHAOS_ONLY");
-	printf("chaos: seed %llu (CHAOS_SEED=%llu repeats this run), %d kills, daemon %s\n",
-	       (unsigned long long)C.seed, (unsigned long long)C.seed, iterations, C.pincerd);
+	printf("chaos: seed %llu (CHAOS_SEED=%llu repeats this run), %d kills, daemon %s\n", (unsigned long long)C.seed,
+	       (unsigned long long)C.seed, iterations, C.pincerd);
 
 	int64_t t0 = chaos_now_ms();
 	if (!only || !*only || strcmp(only, "kill") == 0)
