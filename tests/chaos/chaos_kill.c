@@ -822,7 +822,16 @@ int chaos_kill_suite(int iterations)
 	}
 	check_ran_once(done);
 	int kills = done;
-	printf("chaos: %d kills, %d operations, %d devices\n", kills, K.nops, K.ndevs);
+	printf("chaos: %d kills, %d operations, %d devices; acknowledged:", kills, K.nops, K.ndevs);
+	for (int k = OP_AGENT; k <= OP_APPROVE; k++) {
+		int n = 0, a = 0;
+		for (int i = 0; i < K.nops; i++)
+			if (K.ops[i].kind == k) {
+				n++;
+				a += K.ops[i].acked;
+			}
+		printf(" %s %d/%d%s", kind_name[k], a, n, k < OP_APPROVE ? "," : "\n");
+	}
 	for (int i = 0; i < K.nops; i++) {
 		json_decref(K.ops[i].params);
 		json_decref(K.ops[i].final);
