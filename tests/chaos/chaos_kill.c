@@ -265,7 +265,8 @@ static void window(int iter, pc_cl *A, pc_cl *B)
 	int n_replay = chaos_rand_int(0, 2);
 	bool rotate = chaos_rand_int(0, 1) == 1;
 	bool pair = K.ndevs < MAX_DEVS - 1 && chaos_rand_int(0, 9) < 5;
-	int delay = chaos_rand_int(0, 300);
+	/* often early: approvals and rotations take a few ms */
+	int delay = chaos_rand_int(0, 9) < 3 ? chaos_rand_int(0, 20) : chaos_rand_int(0, 300);
 
 	/* the rotation's device connects with its own token before the window */
 	pc_cl *D = NULL;
@@ -284,8 +285,38 @@ static void window(int iter, pc_cl *A, pc_cl *B)
 		pc_cl_error_clear(&err);
 	}
 
+	/* a new device asks to be paired; the approval is in the window */
+	int approve = -1;
+	if (pair) {
+		dev *v = &K.devs[K.ndevs++];
+		memset(v, 0, sizeof *v);
+		v->token_iter = -1;
+		snprintf(v->key_path, sizeof v->key_path, "%s/dev-%d.key", K.dir, K.ndevs - 1);
+		pc_cl_error err = {0};
+		pc_cl *x = dev_connect(v, NULL, &err);
+		const char *rid = json_string_value(json_object_get(err.details, "requestId"));
+		const char *did = json_string_value(json_object_get(err.details, "deviceId"));
+		if (x) {
+			chaos_violation(iter, "a new device was paired without approval (autoApproveLocal is false)");
+			C.failed++;
+			pc_cl_close(x);
+		} else if (rid && did) {
+			v->state = DEV_REQUESTED;
+			snprintf(v->id, sizeof v->id, "%s", did);
+			op *o = new_op(OP_APPROVE, iter);
+			if (o) {
+				o->dev = (int)(v - K.devs);
+				o->params = json_pack("{s:s}", "requestId", rid);
+				approve = (int)(o - K.ops);
+			}
+		}
+		pc_cl_error_clear(&err);
+	}
+
 	K.window_iter = iter;
 	K.killer = chaos_killer(K.d.pid, delay);
+	if (approve >= 0)
+		fire(A, "device.pair.approve", K.ops[approve].params, false, approve, R_PRIMARY);
 
 	for (int i = 0; i < n_agent + n_chat + n_send; i++) {
 		int kind = i < n_agent ? OP_AGENT : i < n_agent + n_chat ? OP_CHAT : OP_SEND;
@@ -320,32 +351,6 @@ static void window(int iter, pc_cl *A, pc_cl *B)
 			fire(D, "device.token.rotate", o->params, false, (int)(o - K.ops), R_PRIMARY);
 		}
 	}
-	if (pair) {
-		dev *v = &K.devs[K.ndevs++];
-		memset(v, 0, sizeof *v);
-		v->token_iter = -1;
-		snprintf(v->key_path, sizeof v->key_path, "%s/dev-%d.key", K.dir, K.ndevs - 1);
-		pc_cl_error err = {0};
-		pc_cl *x = dev_connect(v, NULL, &err);
-		const char *rid = json_string_value(json_object_get(err.details, "requestId"));
-		const char *did = json_string_value(json_object_get(err.details, "deviceId"));
-		if (x) {
-			chaos_violation(iter, "a new device was paired without approval (autoApproveLocal is false)");
-			C.failed++;
-			pc_cl_close(x);
-		} else if (rid && did) {
-			v->state = DEV_REQUESTED;
-			snprintf(v->id, sizeof v->id, "%s", did);
-			op *o = new_op(OP_APPROVE, iter);
-			if (o) {
-				o->dev = (int)(v - K.devs);
-				o->params = json_pack("{s:s}", "requestId", rid);
-				fire(A, "device.pair.approve", o->params, false, (int)(o - K.ops), R_PRIMARY);
-			}
-		}
-		pc_cl_error_clear(&err);
-	}
-
 	pc_cl *cls[3] = {A, B, D};
 	chaos_pump(cls, 3, 5000, killer_done, NULL);
 	if (K.killer > 0) { /* cannot happen: the killer sleeps at most 300 ms */
