@@ -245,7 +245,21 @@ test-ajv: deps bin/pincer-gen
 
 # The README's test command.
 test: deps check-gen
-	@$(MAKE) --no-print-directory test-unit test-golden test-jsts test-ajv test-conform test-install
+	@$(MAKE) --no-print-directory test-unit test-golden test-jsts test-ajv test-conform test-install test-chaos
+
+# Chaos: SIGKILL pincerd at random moments (>= 50 kills) during pairing,
+# token rotation, idempotent agent runs and transcript writes, then check
+# that nothing acknowledged was lost and nothing ran twice; plus full disk,
+# read-only state dir and corrupted database (tests/chaos/README.md).
+# CHAOS_SEED repeats a run, CHAOS_ITERATIONS changes the number of kills.
+.PHONY: test-chaos
+CHAOS_SRC := $(wildcard tests/chaos/*.c)
+$(BUILD)/tests/chaos: $(CHAOS_SRC) tests/chaos/chaos.h tests/support/tmpdir.c $(BUILD)/libpincer-client.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $(CHAOS_SRC) $(BUILD)/libpincer-client.a $(LDFLAGS) $(LDLIBS)
+
+test-chaos: deps bin/pincerd $(BUILD)/tests/chaos
+	$(BUILD)/tests/chaos
 
 # Conformance suite against a pincerd the runner starts itself (fresh state
 # dir, free port); every frame the daemon sends is schema-validated.
