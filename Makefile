@@ -201,14 +201,18 @@ fuzz: deps
 
 # libFuzzer run of the server's frame handling: make fuzz-server FUZZ_SECONDS=60
 FUZZ_SRV_SRC := $(filter-out server/gw.c server/http.c server/main.c,$(SRV_SRC))
+# inputs grow gradually (-len_control) up to 1 MiB: past the 64 KiB pre-auth
+# limit, several frames' worth, large params
+FUZZ_SRV_LEN := -max_len=1048576 -len_control=20
 fuzz-server: deps
 	@command -v clang >/dev/null || { apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends clang libclang-rt-14-dev; }
 	@mkdir -p build/fuzz/corpus_server && cp -n tests/fuzz/corpus_server/* build/fuzz/corpus_server/ 2>/dev/null || true
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -DPC_LIBFUZZER -Iruntime -Igenerated -Iserver -Itests \
-	  $(shell pkg-config --cflags $(PKGS) 2>/dev/null) tests/fuzz/fuzz_server.c generated/*.c runtime/*.c \
-	  $(FUZZ_SRV_SRC) -o build/fuzz/fuzz_server $(LDLIBS) -luv
-	TMPDIR=$$( [ -d /dev/shm ] && echo /dev/shm || echo /tmp ) build/fuzz/fuzz_server -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz/corpus_server
+	  $$(pkg-config --cflags $(PKGS)) tests/fuzz/fuzz_server.c generated/*.c runtime/*.c \
+	  $(FUZZ_SRV_SRC) -o build/fuzz/fuzz_server $$(pkg-config --libs $(PKGS)) -lm -luv
+	TMPDIR=$$( [ -d /dev/shm ] && echo /dev/shm || echo /tmp ) build/fuzz/fuzz_server -max_total_time=$(FUZZ_SECONDS) \
+	  $(FUZZ_SRV_LEN) build/fuzz/corpus_server
 
 # libFuzzer run of the device proof: make fuzz-device FUZZ_SECONDS=60
 fuzz-device: deps
