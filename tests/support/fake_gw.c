@@ -23,27 +23,38 @@ static void gw_up(fake_gw *f)
 {
 	pd_gw *gw = &f->gw;
 	pd_rl_init(&gw->rl, gw->cfg);
-	if (pd_agent_init(gw) != 0 || !(gw->presence = pd_presence_new()))
+	if (pd_agent_init(gw) != 0 || (!gw->presence && !(gw->presence = pd_presence_new())))
 		abort();
 	gw->sv_presence = 1;
 	gw->sv_health = 1;
 	pd_health_refresh(gw, false);
 }
 
-/* Tears down what gw_up built; the gateway's own presence row (built from
- * boot_id and started_ms, which a reset keeps) stays. */
-static void gw_down(fake_gw *f)
+/* Tears down what gw_up built. The presence table is emptied, not freed
+ * (a 20 KiB calloc per fuzz input otherwise); the gateway's own presence
+ * row (built from boot_id and started_ms, which a reset keeps) stays. */
+static bool kept(const pd_conn *c, pd_conn *const *keep, size_t n_keep)
+{
+	for (size_t i = 0; i < n_keep; i++)
+		if (keep[i] == c)
+			return true;
+	return false;
+}
+
+static void gw_down(fake_gw *f, pd_conn *const *keep, size_t n_keep)
 {
 	pd_gw *gw = &f->gw;
 	gw->stopping = true; /* no presence broadcasts while tearing down */
-	while (gw->conns)
-		fake_conn_free(gw->conns);
+	for (pd_conn *c = gw->conns, *next; c; c = next) {
+		next = c->next;
+		if (!kept(c, keep, n_keep))
+			fake_conn_free(c);
+	}
 	json_decref(gw->health);
 	gw->health = NULL;
 	json_decref(gw->presence_cache);
 	gw->presence_cache = NULL;
-	pd_presence_free(gw->presence);
-	gw->presence = NULL;
+	pd_presence_prune(gw->presence, INT64_MAX / 2); /* every socket is gone: every row goes */
 	pc_mfree(gw->health_result);
 	gw->health_result = NULL;
 	pd_rl_fini(&gw->rl);
@@ -100,7 +111,9 @@ void fake_gw_init(fake_gw *f, pd_auth_mode mode, const char *token, const char *
 void fake_gw_fini(fake_gw *f)
 {
 	pd_gw *gw = &f->gw;
-	gw_down(f);
+	gw_down(f, NULL, 0);
+	pd_presence_free(gw->presence);
+	gw->presence = NULL;
 	json_decref(gw->presence_self);
 	gw->presence_self = NULL;
 	sqlite3_finalize(f->wipe_version);
@@ -124,6 +137,7 @@ static void wipe_store(fake_gw *f)
 	snprintf(path, sizeof path, "%s/%s/%s", f->state_dir, PD_STORE_SUBDIR, PD_STORE_DB_NAME);
 	char *msg = NULL;
 	if (!f->wipe_db && (sqlite3_open_v2(path, &f->wipe_db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+	                    sqlite3_exec(f->wipe_db, "PRAGMA synchronous=OFF", NULL, NULL, NULL) != SQLITE_OK ||
 	                    sqlite3_prepare_v2(f->wipe_db, "PRAGMA data_version", -1, &f->wipe_version, NULL) !=
 	                        SQLITE_OK))
 		goto fail;
@@ -146,9 +160,21 @@ fail:
 
 void fake_gw_reset(fake_gw *f)
 {
-	gw_down(f);
+	fake_gw_reset_keeping(f, NULL, 0);
+}
+
+void fake_gw_reset_keeping(fake_gw *f, pd_conn *const *keep, size_t n_keep)
+{
+	gw_down(f, keep, n_keep);
 	wipe_store(f);
 	gw_up(f);
+	/* what the teardown queued for them (aborted runs' answers) goes, and
+	 * their counters start again as on a fresh socket */
+	for (size_t i = 0; i < n_keep; i++) {
+		fake_conn_write(keep[i], NULL);
+		keep[i]->seq = 0;
+		keep[i]->unauthorized_role_errors = 0;
+	}
 }
 
 /* gw.c conn_new() + the ESTABLISHED bookkeeping (preauth_take), minus lws. */

@@ -41,6 +41,11 @@ void fake_gw_fini(fake_gw *f);
  * rows are deleted, the gateway identity stays) and the loop: for fuzzers
  * that run many inputs against one gateway. */
 void fake_gw_reset(fake_gw *f);
+/* The same, but the READY sockets in keep[] stay open (their queues are
+ * emptied, their event seq and error counters start again): a fuzzer's
+ * fixed sockets need no handshake per input. Only sockets nothing in the
+ * input has closed may be kept. */
+void fake_gw_reset_keeping(fake_gw *f, pd_conn *const *keep, size_t n_keep);
 
 /* A new socket in PD_CONN_AWAIT_CONNECT, counted as pre-auth, as after
  * LWS_CALLBACK_ESTABLISHED (the challenge is not queued). NULL on OOM. */
