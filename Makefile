@@ -186,8 +186,9 @@ $(BUILD)/tests/test_client $(BUILD)/tests/test_client_stubs: $(CLI_LIB_SRC) clie
 #   store   rows read back from the store, and the methods that show them
 # The replay binaries (gcc; ASan+UBSan under CI) run every corpus file in
 # make test-unit (their stderr, e.g. the store's notes on corrupt rows, goes
-# to $(BUILD)/tests/fuzz_NAME_replay.log and is shown when one fails). libFuzzer (clang): make fuzz-NAME [FUZZ_SECONDS=60]
-# (make fuzz = fuzz-frame); make fuzz-smoke runs each for FUZZ_SMOKE_SECONDS.
+# to $(BUILD)/tests/fuzz_NAME_replay.log and is shown when one fails).
+# libFuzzer (clang): make fuzz-NAME [FUZZ_SECONDS=60] (make fuzz is
+# fuzz-frame); make fuzz-smoke runs each for FUZZ_SMOKE_SECONDS.
 FUZZ_NAMES := frame server device ws http config exec store
 FUZZ_CORPUS = $(if $(filter frame,$(1)),tests/fuzz/corpus,tests/fuzz/corpus_$(1))
 FUZZ_REPLAY := $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz_%_replay)
@@ -217,9 +218,9 @@ test-unit: deps $(UNIT_BIN) $(FUZZ_REPLAY)
 
 # libFuzzer runs (clang, installed when missing; not part of make test).
 FUZZ_SECONDS ?= 60
-FUZZ_SMOKE_SECONDS ?= 15
-FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -DPC_LIBFUZZER -Iruntime -Igenerated -Iserver \
-               -Iclients -Itests
+FUZZ_SMOKE_SECONDS ?= 12
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -DPC_LIBFUZZER \
+               -Iruntime -Igenerated -Iserver -Iclients -Itests
 FUZZ_SRV_SRC := $(filter-out server/gw.c server/http.c server/main.c,$(SRV_SRC))
 FUZZ_SRC_frame  := generated/*.c runtime/*.c
 FUZZ_SRC_server := generated/*.c runtime/*.c $(FUZZ_SRV_SRC)
@@ -245,8 +246,11 @@ FUZZ_LEN_ws     := -max_len=1048576 -len_control=20
 FUZZ_LEN_http   := -max_len=8192
 FUZZ_LEN_config := -max_len=65536
 FUZZ_LEN_exec   := -max_len=1048576 -len_control=20
-# scratch state dirs (server, store, config) in memory when possible
-FUZZ_TMP = TMPDIR=$$( [ -d /dev/shm ] && echo /dev/shm || echo /tmp )
+# The environment of a run: scratch state dirs (server, store, config) in
+# memory when possible; UBSan findings stop the run with the input saved
+# (halt_on_error rather than -fno-sanitize-recover, which would change the
+# instrumentation and cut the coverage features libFuzzer sees to a third).
+FUZZ_ENV = TMPDIR=$$( [ -d /dev/shm ] && echo /dev/shm || echo /tmp ) UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
 # $(call fuzz_build,NAME) / $(call fuzz_run,NAME,SECONDS,WORKDIR): the run
 # starts from the committed corpus (copied into WORKDIR, where new inputs
@@ -254,7 +258,7 @@ FUZZ_TMP = TMPDIR=$$( [ -d /dev/shm ] && echo /dev/shm || echo /tmp )
 fuzz_build = clang $(FUZZ_CFLAGS) $$(pkg-config --cflags $(PKGS)) tests/fuzz/fuzz_$(1).c $(FUZZ_SRC_$(1)) \
   -o build/fuzz/fuzz_$(1) $$(pkg-config --libs $(PKGS)) -lm $(FUZZ_LIBS_$(1))
 fuzz_run = mkdir -p $(3)/corpus_$(1) && { cp -n $(call FUZZ_CORPUS,$(1))/* $(3)/corpus_$(1)/ 2>/dev/null || true; } && \
-  $(FUZZ_TMP) build/fuzz/fuzz_$(1) -max_total_time=$(2) $(FUZZ_LEN_$(1)) $(FUZZ_OPTS_$(1)) \
+  $(FUZZ_ENV) build/fuzz/fuzz_$(1) -max_total_time=$(2) $(FUZZ_LEN_$(1)) $(FUZZ_OPTS_$(1)) \
   -artifact_prefix=$(3)/ $(3)/corpus_$(1)
 
 .PHONY: fuzz-clang fuzz-smoke fuzz-smoke-one $(FUZZ_NAMES:%=fuzz-%)
@@ -270,7 +274,7 @@ $(FUZZ_NAMES:%=fuzz-%): deps fuzz-clang
 
 # Every target for FUZZ_SMOKE_SECONDS from its committed corpus, in fresh
 # work dirs under build/fuzz-smoke (logs there too); the first crash fails.
-# For CI: 8 targets x 15 s of fuzzing, plus the builds.
+# For CI: 8 targets x 12 s of fuzzing plus the builds, about 2.5 min in all.
 fuzz-smoke: deps fuzz-clang
 	@rm -rf build/fuzz-smoke && mkdir -p build/fuzz-smoke
 	@for n in $(FUZZ_NAMES); do $(MAKE) --no-print-directory fuzz-smoke-one FUZZ_ONE=$$n || exit 1; done

@@ -7,7 +7,9 @@
  * pending_list/get/for_device, session_list/get, messages, messages_page)
  * and so do the methods that consume them on an admin socket of a fake
  * gateway (device.pair.list, sessions.list, sessions.preview, chat.history,
- * gateway.identity.get), like fuzz_server.c. The gateway is reset (rows
+ * gateway.identity.get, device.pair.remove), like fuzz_server.c, and those
+ * a device-token caller uses on its own record (device.pair.list, .rename,
+ * device.token.rotate, .revoke). The gateway is reset (rows
  * deleted) after every input.
  *
  * Input: rows one after another, each a table byte (0 paired, 1 pending,
@@ -47,6 +49,13 @@ static const char connect_admin[] =
     "{\"type\":\"req\",\"id\":\"c1\",\"method\":\"connect\",\"params\":{\"minProtocol\":4,\"maxProtocol\":4,"
     "\"client\":{\"id\":\"gateway-client\",\"version\":\"1.0.0\",\"platform\":\"linux\",\"mode\":\"backend\"},"
     "\"role\":\"operator\",\"scopes\":[\"operator.admin\"],\"caps\":[],\"auth\":{\"token\":\"" FZ_TOKEN "\"}}}";
+
+/* a caller that speaks for a device (device-token auth, no admin) */
+static const char connect_device[] =
+    "{\"type\":\"req\",\"id\":\"c2\",\"method\":\"connect\",\"params\":{\"minProtocol\":4,\"maxProtocol\":4,"
+    "\"client\":{\"id\":\"gateway-client\",\"version\":\"1.0.0\",\"platform\":\"linux\",\"mode\":\"backend\"},"
+    "\"role\":\"operator\",\"scopes\":[\"operator.pairing\",\"operator.read\"],\"caps\":[],"
+    "\"auth\":{\"token\":\"" FZ_TOKEN "\"}}}";
 
 static fake_gw f;
 static bool f_up;
@@ -233,6 +242,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	call(op, "sessions.list", json_pack("{s:b, s:b}", "includeDerivedTitles", 1, "includeLastMessage", 1));
 	call(op, "sessions.preview", json_pack("{s:[s]}", "keys", skey));
 	call(op, "chat.history", json_pack("{s:s}", "sessionKey", skey));
+
+	/* the paired record of the caller's own device: what device-token
+	 * callers manage (as after a device-token connect; see
+	 * tests/unit/test_device_mgmt.c) */
+	if (keys[0] && strlen(keys[0]) < sizeof op->device_id) {
+		pd_conn *dc = fake_conn_new(&f, true, false);
+		if (!dc)
+			abort();
+		fake_conn_deliver_str(dc, connect_device);
+		fake_conn_write(dc, NULL);
+		if (dc->state != PD_CONN_READY)
+			die("the device connect was not admitted", NULL);
+		snprintf(dc->device_id, sizeof dc->device_id, "%s", keys[0]);
+		dc->device_token_auth = true;
+		call(dc, "device.pair.list", NULL);
+		call(dc, "device.pair.rename", json_pack("{s:s, s:s}", "deviceId", keys[0], "label", "renamed"));
+		call(dc, "device.token.rotate", json_pack("{s:s, s:s}", "deviceId", keys[0], "role", "operator"));
+		call(dc, "device.token.revoke", json_pack("{s:s, s:s}", "deviceId", keys[0], "role", "operator"));
+		drain(op); /* the pairing events they broadcast */
+	}
 	if (device)
 		call(op, "device.pair.remove", json_pack("{s:s}", "deviceId", keys[0] ? keys[0] : device));
 
