@@ -39,7 +39,7 @@ UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 
-.PHONY: conform-upstream all deps gen check-gen test test-unit test-jsts test-golden test-ajv test-conform clean run fuzz fuzz-server fuzz-device bench install test-install
+.PHONY: conform-upstream all deps gen check-gen test test-unit test-jsts test-golden test-ajv test-conform clean run fuzz bench install test-install
 all: deps bin/pincer-gen $(BUILD)/libpincer-proto.a bin/pincerd bin/pincer-conform bin/pincer
 
 # ---- dependencies ----------------------------------------------------------
@@ -161,10 +161,6 @@ $(BUILD)/tests/golden: tests/codegen/golden.c $(BUILD)/libpincer-gen.a $(BUILD)/
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-$(BUILD)/tests/fuzz_frame_replay: tests/fuzz/fuzz_frame.c $(TEST_LIBS)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LDLIBS)
-
 # tests/support is compiled into these programs (single-TU includes)
 FUZZ_SUPPORT := tests/support/fake_gw.c tests/support/fake_gw.h tests/support/lws_stub.c tests/support/tmpdir.c
 $(BUILD)/tests/test_child $(BUILD)/tests/test_config: tests/support/tmpdir.c
@@ -181,49 +177,120 @@ $(BUILD)/tests/test_accept_backoff: tests/support/daemon.c tests/support/tmpdir.
 $(BUILD)/tests/test_client $(BUILD)/tests/test_client_stubs $(BUILD)/tests/test_durable: $(CLI_LIB_SRC) clients/pincer_client.h clients/pc_cl_int.h \
   tests/support/daemon.c tests/support/tmpdir.c bin/pincer bin/pincerd
 
-$(BUILD)/tests/fuzz_server_replay: tests/fuzz/fuzz_server.c $(FUZZ_SUPPORT) $(TEST_LIBS)
+# ---- fuzzing ------------------------------------------------------------------
+# One target per place where network or disk input enters; each is
+# tests/fuzz/fuzz_NAME.c, with a libFuzzer entry and a replay main(), and its
+# corpus tests/fuzz/corpus_NAME (frame: tests/fuzz/corpus):
+#   frame   JSON frames: parse, generated decoders, validator, formatter
+#   server  the daemon's frame handling (fake gateway, one store per process)
+#   device  the device proof (signatures, keys, nonces)
+#   ws      WebSocket bytes: the server's reassembly (server/ws_rx.c) and the
+#           SDK's frame reader on server bytes (runtime/pc_wsframe.c)
+#   http    HTTP routing (server/http_route.c) and the Origin/Host judgement
+#   config  the config file through pd_config_load()
+#   exec    exec-backend stdout lines (server/exec_line.c)
+#   store   rows read back from the store, and the methods that show them
+# The replay binaries (gcc; ASan+UBSan under CI) run every corpus file in
+# make test-unit (their stderr, e.g. the store's notes on corrupt rows, goes
+# to $(BUILD)/tests/fuzz_NAME_replay.log and is shown when one fails).
+# libFuzzer (clang): make fuzz-NAME [FUZZ_SECONDS=60] (make fuzz is
+# fuzz-frame); make fuzz-smoke runs each for FUZZ_SMOKE_SECONDS.
+FUZZ_NAMES := frame server device ws http config exec store
+FUZZ_CORPUS = $(if $(filter frame,$(1)),tests/fuzz/corpus,tests/fuzz/corpus_$(1))
+FUZZ_REPLAY := $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz_%_replay)
+
+$(BUILD)/tests/fuzz_frame_replay $(BUILD)/tests/fuzz_device_replay $(BUILD)/tests/fuzz_http_replay \
+$(BUILD)/tests/fuzz_exec_replay: $(BUILD)/tests/fuzz_%_replay: tests/fuzz/fuzz_%.c $(TEST_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LDLIBS)
+$(BUILD)/tests/fuzz_config_replay: tests/fuzz/fuzz_config.c tests/support/tmpdir.c $(TEST_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LDLIBS)
+$(BUILD)/tests/fuzz_ws_replay: tests/fuzz/fuzz_ws.c $(BUILD)/libpincer-client.a $(TEST_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libpincer-client.a $(TEST_LIBS) $(LDFLAGS) $(LDLIBS)
+$(BUILD)/tests/fuzz_server_replay $(BUILD)/tests/fuzz_store_replay: $(BUILD)/tests/fuzz_%_replay: \
+  tests/fuzz/fuzz_%.c $(FUZZ_SUPPORT) $(TEST_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LDLIBS) -luv
 
-$(BUILD)/tests/fuzz_device_replay: tests/fuzz/fuzz_device.c $(TEST_LIBS)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LDLIBS)
-
-test-unit: deps $(UNIT_BIN) $(BUILD)/tests/fuzz_frame_replay $(BUILD)/tests/fuzz_server_replay $(BUILD)/tests/fuzz_device_replay
+test-unit: deps $(UNIT_BIN) $(FUZZ_REPLAY)
 	@tests/run-all.sh $(UNIT_BIN)
-	$(BUILD)/tests/fuzz_frame_replay tests/fuzz/corpus/*
-	$(BUILD)/tests/fuzz_server_replay tests/fuzz/corpus_server/*
-	$(BUILD)/tests/fuzz_device_replay tests/fuzz/corpus_device/*
+	@for n in $(FUZZ_NAMES); do \
+	  c=tests/fuzz/corpus_$$n; [ $$n = frame ] && c=tests/fuzz/corpus; log=$(BUILD)/tests/fuzz_$${n}_replay.log; \
+	  printf '%s: ' "fuzz_$${n}_replay $$c"; \
+	  $(BUILD)/tests/fuzz_$${n}_replay $$c/* 2>$$log || { cat $$log; exit 1; }; \
+	done
 
-# libFuzzer run (needs clang; not part of make test): make fuzz FUZZ_SECONDS=60
+# libFuzzer runs (clang, installed when missing; not part of make test).
 FUZZ_SECONDS ?= 60
-fuzz: deps
-	@command -v clang >/dev/null || { apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends clang libclang-rt-14-dev; }
-	@mkdir -p build/fuzz/corpus && cp -n tests/fuzz/corpus/* build/fuzz/corpus/ 2>/dev/null || true
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -DPC_LIBFUZZER -Iruntime -Igenerated \
-	  tests/fuzz/fuzz_frame.c generated/*.c runtime/*.c -o build/fuzz/fuzz_frame $(LDLIBS)
-	build/fuzz/fuzz_frame -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz/corpus
-
-# libFuzzer run of the server's frame handling: make fuzz-server FUZZ_SECONDS=60
+FUZZ_SMOKE_SECONDS ?= 12
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -DPC_LIBFUZZER \
+               -Iruntime -Igenerated -Iserver -Iclients -Itests
 FUZZ_SRV_SRC := $(filter-out server/gw.c server/http.c server/main.c,$(SRV_SRC))
-fuzz-server: deps
-	@command -v clang >/dev/null || { apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends clang libclang-rt-14-dev; }
-	@mkdir -p build/fuzz/corpus_server && cp -n tests/fuzz/corpus_server/* build/fuzz/corpus_server/ 2>/dev/null || true
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -DPC_LIBFUZZER -Iruntime -Igenerated -Iserver -Itests \
-	  $(shell pkg-config --cflags $(PKGS) 2>/dev/null) tests/fuzz/fuzz_server.c generated/*.c runtime/*.c \
-	  $(FUZZ_SRV_SRC) -o build/fuzz/fuzz_server $(LDLIBS) -luv
-	TMPDIR=$$( [ -d /dev/shm ] && echo /dev/shm || echo /tmp ) build/fuzz/fuzz_server -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz/corpus_server
+FUZZ_SRC_frame  := generated/*.c runtime/*.c
+FUZZ_SRC_server := generated/*.c runtime/*.c $(FUZZ_SRV_SRC)
+FUZZ_SRC_store  := $(FUZZ_SRC_server)
+FUZZ_SRC_device := server/device_proof.c server/js_trim.c
+FUZZ_SRC_ws     := generated/*.c runtime/*.c clients/*.c server/ws_rx.c
+FUZZ_SRC_http   := server/http_route.c server/origin.c server/js_trim.c
+FUZZ_SRC_config := server/pd_config.c server/js_trim.c runtime/pc_alloc.c
+FUZZ_SRC_exec   := server/exec_line.c
+FUZZ_LIBS_server := -luv
+FUZZ_LIBS_store  := -luv
+# the store logs every corrupt row it skips: keep the target's stderr closed
+# (libFuzzer and sanitizer reports still print; the replay shows die() texts)
+FUZZ_OPTS_store  := -close_fd_mask=2
+# Input sizes. The server's inputs grow gradually (-len_control) up to 1 MiB:
+# past the 64 KiB pre-auth limit, large params, many frames' worth. ws needs
+# room for several fragments past 64 KiB; config and exec files may be large.
+FUZZ_LEN_frame  := -max_len=65536
+FUZZ_LEN_server := -max_len=1048576 -len_control=20
+FUZZ_LEN_store  := -max_len=65536
+FUZZ_LEN_device := -max_len=16384
+FUZZ_LEN_ws     := -max_len=1048576 -len_control=20
+FUZZ_LEN_http   := -max_len=8192
+FUZZ_LEN_config := -max_len=65536
+FUZZ_LEN_exec   := -max_len=1048576 -len_control=20
+# The environment of a run: scratch state dirs (server, store, config) in
+# memory when possible; UBSan findings stop the run with the input saved
+# (halt_on_error rather than -fno-sanitize-recover, which would change the
+# instrumentation and cut the coverage features libFuzzer sees to a third).
+FUZZ_ENV = TMPDIR=$$( [ -d /dev/shm ] && echo /dev/shm || echo /tmp ) UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
-# libFuzzer run of the device proof: make fuzz-device FUZZ_SECONDS=60
-fuzz-device: deps
-	@command -v clang >/dev/null || { apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends clang libclang-rt-14-dev; }
-	@mkdir -p build/fuzz/corpus_device && cp -n tests/fuzz/corpus_device/* build/fuzz/corpus_device/ 2>/dev/null || true
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -DPC_LIBFUZZER -Iserver -Iruntime $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
-	  tests/fuzz/fuzz_device.c server/device_proof.c server/js_trim.c -o build/fuzz/fuzz_device $(LDLIBS)
-	build/fuzz/fuzz_device -max_total_time=$(FUZZ_SECONDS) -max_len=16384 build/fuzz/corpus_device
+# $(call fuzz_build,NAME) / $(call fuzz_run,NAME,SECONDS,WORKDIR): the run
+# starts from the committed corpus (copied into WORKDIR, where new inputs
+# go); crashes are written to WORKDIR/crash-*.
+fuzz_build = clang $(FUZZ_CFLAGS) $$(pkg-config --cflags $(PKGS)) tests/fuzz/fuzz_$(1).c $(FUZZ_SRC_$(1)) \
+  -o build/fuzz/fuzz_$(1) $$(pkg-config --libs $(PKGS)) -lm $(FUZZ_LIBS_$(1))
+fuzz_run = mkdir -p $(3)/corpus_$(1) && { cp -n $(call FUZZ_CORPUS,$(1))/* $(3)/corpus_$(1)/ 2>/dev/null || true; } && \
+  $(FUZZ_ENV) build/fuzz/fuzz_$(1) -max_total_time=$(2) $(FUZZ_LEN_$(1)) $(FUZZ_OPTS_$(1)) \
+  -artifact_prefix=$(3)/ $(3)/corpus_$(1)
+
+.PHONY: fuzz-clang fuzz-smoke fuzz-smoke-one $(FUZZ_NAMES:%=fuzz-%)
+fuzz-clang:
+	@command -v clang >/dev/null && [ -n "$$(find /usr/lib/llvm-14/lib/clang -name 'libclang_rt.fuzzer*' 2>/dev/null)" ] || \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends clang libclang-rt-14-dev; }
+	@mkdir -p build/fuzz
+
+fuzz: fuzz-frame
+$(FUZZ_NAMES:%=fuzz-%): deps fuzz-clang
+	$(call fuzz_build,$(@:fuzz-%=%))
+	$(call fuzz_run,$(@:fuzz-%=%),$(FUZZ_SECONDS),build/fuzz)
+
+# Every target for FUZZ_SMOKE_SECONDS from its committed corpus, in fresh
+# work dirs under build/fuzz-smoke (logs there too); the first crash fails.
+# For CI: 8 targets x 12 s of fuzzing plus the builds, about 2.5 min in all.
+fuzz-smoke: deps fuzz-clang
+	@rm -rf build/fuzz-smoke && mkdir -p build/fuzz-smoke
+	@for n in $(FUZZ_NAMES); do $(MAKE) --no-print-directory fuzz-smoke-one FUZZ_ONE=$$n || exit 1; done
+	@echo "fuzz-smoke: $(words $(FUZZ_NAMES)) passed, 0 failed"
+fuzz-smoke-one:
+	@$(call fuzz_build,$(FUZZ_ONE))
+	@$(call fuzz_run,$(FUZZ_ONE),$(FUZZ_SMOKE_SECONDS),build/fuzz-smoke) 2>build/fuzz-smoke/$(FUZZ_ONE).log || \
+	  { tail -60 build/fuzz-smoke/$(FUZZ_ONE).log; echo "fuzz-$(FUZZ_ONE): CRASH (input in build/fuzz-smoke/)"; exit 1; }
+	@echo "fuzz-$(FUZZ_ONE): $$(grep -o 'exec/s: [0-9]*' build/fuzz-smoke/$(FUZZ_ONE).log | tail -1)," \
+	  "corpus $$(ls $(call FUZZ_CORPUS,$(FUZZ_ONE)) | wc -l) -> $$(ls build/fuzz-smoke/corpus_$(FUZZ_ONE) | wc -l), no crash"
 
 # JSON Schema Test Suite, draft 7 (Debian's by default; JSTS=<dir> for another)
 # The newer suite from ../shared is run too when it is there (CI has it).

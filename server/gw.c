@@ -20,6 +20,7 @@
 #include "pc_alloc.h"
 #include "listener.h"
 #include "rx_guard.h"
+#include "ws_rx.h"
 
 /* lws 4.1 keeps the close opcode private (enum value 4, between HTTP=3 and
  * PING=5, see lws-write.h); lws_write() handles it like its own close. */
@@ -187,73 +188,25 @@ static pd_conn *conn_new(pd_gw *gw, struct lws *wsi)
 	return c;
 }
 
-/* Appends to the reassembly buffer; false when the message exceeds `limit`. */
-static bool rx_append(pd_conn *c, const void *in, size_t len, size_t limit)
-{
-	if (c->rx_len + len > limit)
-		return false;
-	if (c->rx_len + len + 1 > c->rx_cap) {
-		size_t cap = c->rx_cap ? c->rx_cap : 4096;
-		while (cap < c->rx_len + len + 1)
-			cap *= 2;
-		char *p = pc_malloc(cap);
-		if (!p)
-			return false;
-		if (c->rx_len)
-			memcpy(p, c->rx, c->rx_len);
-		pc_mfree(c->rx);
-		c->rx = p;
-		c->rx_cap = cap;
-	}
-	memcpy(c->rx + c->rx_len, in, len);
-	c->rx_len += len;
-	c->rx[c->rx_len] = '\0';
-	return true;
-}
-
-/* Drops the reassembly buffer once a message is done: only messages that
- * arrive in several callbacks use it, and an idle socket keeps nothing. */
-static void rx_reset(pd_conn *c)
-{
-	c->rx_len = 0;
-	pc_mfree(c->rx);
-	c->rx = NULL;
-	c->rx_cap = 0;
-}
-
 static int on_receive(pd_conn *c, const void *in, size_t len)
 {
 	struct lws *wsi = c->wsi;
-	bool authed = c->state == PD_CONN_READY;
-	size_t limit = authed ? (size_t)c->gw->cfg->max_payload_bytes
-	                      : (size_t)OC_LIMIT_MAX_PREAUTH_PAYLOAD_BYTES;
-	if (lws_is_first_fragment(wsi))
-		rx_reset(c);
-	if (c->state == PD_CONN_CLOSING)
+	const char *msg;
+	size_t n;
+	bool last = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
+	switch (pd_ws_rx(c, in, len, lws_is_first_fragment(wsi), last, &msg, &n)) {
+	case PD_WS_RX_MESSAGE:
+		pd_conn_message(c, msg, n);
+		pd_ws_rx_reset(c);
 		return 0;
-	/* the usual case: the whole message in this callback, used in place
-	 * (no copy, and no buffer kept per idle socket) */
-	if (c->rx_len == 0 && lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi) &&
-	    lws_is_first_fragment(wsi)) {
-		if (len > limit) {
-			lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);
-			c->state = PD_CONN_CLOSING;
-			return -1;
-		}
-		pd_conn_message(c, in, len);
-		return 0;
-	}
-	if (!rx_append(c, in, len, limit)) {
+	case PD_WS_RX_TOO_LARGE:
 		/* 1009 with an empty reason, as the ws library upstream sends */
 		lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);
 		c->state = PD_CONN_CLOSING;
 		return -1;
-	}
-	if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+	default: /* more to come, or dropped while closing */
 		return 0;
-	pd_conn_message(c, c->rx, c->rx_len);
-	rx_reset(c);
-	return 0;
+	}
 }
 
 /* Writes the queued messages while the socket takes them (what lws could
