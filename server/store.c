@@ -26,6 +26,7 @@
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -329,7 +330,8 @@ static json_t *row_record(sqlite3_stmt *st, const rec_kind *k, bool *oom)
 		return NULL;
 	}
 	const char *stored = key_of(rec, k->key_field);
-	if (json_is_object(rec) && stored && key && strcmp(stored, key) == 0)
+	if (json_is_object(rec) && stored && key && strcmp(stored, key) == 0 &&
+	    (size_t)sqlite3_column_bytes(st, 0) == strlen(key))
 		return rec;
 	if (!rec)
 		fprintf(stderr, "pincerd: store: %s: ignoring corrupt record %s (invalid JSON at byte %d)\n", k->table,
@@ -874,6 +876,55 @@ static bool usable_key(const char *key)
 	return key && *key;
 }
 
+/* True when column `i` of the row is text jansson can hold as it is:
+ * well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing
+ * above U+10FFFF) without an embedded NUL (which would cut the value short
+ * of the row's key). A damaged file or a second writer can leave anything
+ * in a TEXT column; such a row is skipped, never taken for out of memory. */
+static bool column_text_ok(sqlite3_stmt *st, int i)
+{
+	const unsigned char *p = sqlite3_column_text(st, i);
+	if (!p)
+		return false;
+	const unsigned char *end = p + sqlite3_column_bytes(st, i);
+	while (p < end) {
+		unsigned c = *p++, n;
+		uint32_t cp;
+		if (c == 0)
+			return false;
+		if (c < 0x80)
+			continue;
+		if (c >= 0xC2 && c <= 0xDF)
+			n = 1, cp = c & 0x1F;
+		else if (c >= 0xE0 && c <= 0xEF)
+			n = 2, cp = c & 0x0F;
+		else if (c >= 0xF0 && c <= 0xF4)
+			n = 3, cp = c & 0x07;
+		else
+			return false;
+		if ((size_t)(end - p) < n)
+			return false;
+		for (unsigned k = 0; k < n; k++, p++) {
+			if ((*p & 0xC0) != 0x80)
+				return false;
+			cp = (cp << 6) | (*p & 0x3F);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+			return false;
+	}
+	return true;
+}
+
+/* Rows a list skipped for key columns that are not text (column_text_ok):
+ * counted during one read and reported in one line after it, so a damaged
+ * table does not log a line per row on every list. */
+static void report_bad_keys(const char *table, size_t n)
+{
+	if (n)
+		fprintf(stderr, "pincerd: store: %s: ignoring %zu row(s) whose key or ids are not UTF-8 text\n", table,
+		        n);
+}
+
 /* Sets obj[k] to a NEW value; false when either failed (out of memory, or
  * a string that is not UTF-8). */
 static bool set_new(json_t *obj, const char *k, json_t *v)
@@ -885,8 +936,9 @@ static bool set_new(json_t *obj, const char *k, json_t *v)
  * members with the columns over them (the columns are what queries select
  * on, so they win). A record that is not a JSON object is reported and
  * ignored; the session stays visible through its columns. NEW object, or
- * NULL: *oom tells a failed allocation from an unusable row (reported). */
-static json_t *row_session(sqlite3_stmt *st, bool *oom)
+ * NULL: *oom tells a failed allocation from an unusable row (reported, or
+ * counted in *bad_keys when not NULL: see report_bad_keys). */
+static json_t *row_session(sqlite3_stmt *st, bool *oom, size_t *bad_keys)
 {
 	const char *key = (const char *)sqlite3_column_text(st, 0);
 	const char *text = (const char *)sqlite3_column_text(st, 1);
@@ -898,6 +950,13 @@ static json_t *row_session(sqlite3_stmt *st, bool *oom)
 		*oom = sqlite3_errcode(sqlite3_db_handle(st)) == SQLITE_NOMEM;
 		if (!*oom)
 			fprintf(stderr, "pincerd: store: sessions: ignoring a row without key or ids\n");
+		return NULL;
+	}
+	if (!column_text_ok(st, 0) || !column_text_ok(st, 2) || !column_text_ok(st, 3)) {
+		if (bad_keys)
+			++*bad_keys;
+		else
+			report_bad_keys("sessions", 1);
 		return NULL;
 	}
 	json_error_t jerr = { 0 };
@@ -936,7 +995,7 @@ static int session_fetch(pd_store *s, const char *key, json_t **out)
 	bool oom = false;
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		*out = row_session(st, &oom);
+		*out = row_session(st, &oom, NULL);
 	else if (rc != SQLITE_DONE)
 		db_fail(s, "sessions: get");
 	finish(st);
@@ -1159,12 +1218,14 @@ json_t *pd_store_session_list(pd_store *s, const char *agent_id, int limit, int 
 		return bind_fail(s, st, "sessions: list");
 	json_t *arr = json_array();
 	bool oom = !arr;
+	size_t bad = 0;
 	rc = SQLITE_DONE;
 	while (!oom && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		json_t *sess = row_session(st, &oom);
+		json_t *sess = row_session(st, &oom, &bad);
 		if (sess && json_array_append_new(arr, sess) != 0)
 			oom = true;
 	}
+	report_bad_keys("sessions", bad);
 	if (oom)
 		oom_fail("sessions");
 	else if (rc != SQLITE_DONE)
@@ -1287,9 +1348,9 @@ int pd_store_idem_delete(pd_store *s, const char *key)
 }
 
 /* The (key, fingerprint) columns 0 and 1 of an idempotency row into a NEW
- * {key, fingerprint (hex)}; NULL for a malformed row (reported; *oom tells
- * a failed allocation). */
-static json_t *idem_row(sqlite3_stmt *st, bool *oom)
+ * {key, fingerprint (hex)}; NULL for a malformed row (reported, or counted
+ * in *bad_keys; *oom tells a failed allocation). */
+static json_t *idem_row(sqlite3_stmt *st, bool *oom, size_t *bad_keys)
 {
 	const char *key = (const char *)sqlite3_column_text(st, 0);
 	const void *fp = sqlite3_column_blob(st, 1);
@@ -1298,6 +1359,10 @@ static json_t *idem_row(sqlite3_stmt *st, bool *oom)
 		*oom = sqlite3_errcode(sqlite3_db_handle(st)) == SQLITE_NOMEM;
 		if (!*oom)
 			fprintf(stderr, "pincerd: store: idempotency: ignoring a row without key or fingerprint\n");
+		return NULL;
+	}
+	if (!*key || !column_text_ok(st, 0)) {
+		++*bad_keys;
 		return NULL;
 	}
 	char hex[65];
@@ -1313,9 +1378,10 @@ static json_t *idem_fetch(pd_store *s, sqlite3_stmt *st, bool done)
 {
 	json_t *arr = json_array();
 	bool oom = !arr;
+	size_t bad = 0;
 	int rc = SQLITE_DONE;
 	while (!oom && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		json_t *row = idem_row(st, &oom);
+		json_t *row = idem_row(st, &oom, &bad);
 		if (!row)
 			continue;
 		if (done) {
@@ -1342,6 +1408,7 @@ static json_t *idem_fetch(pd_store *s, sqlite3_stmt *st, bool done)
 		else if (json_array_append_new(arr, row) != 0) /* steals row either way */
 			oom = true;
 	}
+	report_bad_keys("idempotency", bad);
 	if (oom)
 		oom_fail("idempotency");
 	else if (rc != SQLITE_DONE)

@@ -669,6 +669,70 @@ static void test_corrupt_records(void **state)
 	pd_store_close(s);
 }
 
+/* Key columns that are not UTF-8 text (a damaged file, a second writer):
+ * the row is skipped and reported once per read, never taken for out of
+ * memory, and the other rows still list (fuzz reproducer
+ * store-session-key-not-utf8). */
+static void test_non_utf8_key_columns(void **state)
+{
+	fixture *f = *state;
+	pd_store *s = open_ok(f);
+	json_t *m = json_pack("{s:s, s:s}", "role", "user", "content", "hi");
+	assert_int_equal(pd_store_message_append(s, "agent:main:a", "main", m, 1000, NULL), 0);
+	assert_int_equal(pd_store_message_append(s, "agent:main:b", "main", m, 2000, NULL), 0);
+	json_decref(m);
+	unsigned char fp[32];
+	memset(fp, 'f', sizeof fp);
+	json_t *fin = json_pack("{s:b}", "ok", 1);
+	assert_int_equal(pd_store_idem_begin(s, "agent:good", fp, 1000), 0);
+	assert_int_equal(pd_store_idem_finish(s, "agent:good", fin, 1500), 0);
+	json_decref(fin);
+	pd_store_close(s);
+
+	peek_exec(f->db, "INSERT INTO sessions VALUES(x'6167656e743aff3a78', 'main', 'sid', 1, 3000, '{}');"
+	                 "INSERT INTO sessions VALUES('agent:main:c', x'6d61ff', 'sid', 1, 3001, '{}');"
+	                 "INSERT INTO sessions VALUES('agent:main:d', 'main', x'c0af', 1, 3002, '{}');"
+	                 "INSERT INTO sessions VALUES(x'6100620a', 'main', 'sid', 1, 3003, '{}');"
+	                 "INSERT INTO idempotency SELECT x'6167656e743aff', fingerprint, 'done', final,"
+	                 " created_at_ms, finished_at_ms FROM idempotency WHERE key = 'agent:good';"
+	                 "INSERT INTO idempotency VALUES(x'63686174ed', zeroblob(32), 'active', NULL, 1, NULL);");
+
+	s = open_ok(f);
+	capture cap;
+	capture_begin(&cap, f);
+	int64_t total = 0;
+	json_t *l = pd_store_session_list(s, NULL, 0, 0, &total);
+	json_t *c = pd_store_session_get(s, "agent:main:c");
+	json_t *a = pd_store_session_get(s, "agent:main:a");
+	json_t *done = pd_store_idem_load(s, 2000, 300000, 1000);
+	json_t *act = pd_store_idem_active(s);
+	char *log = capture_end(&cap);
+
+	assert_true(ids_are(l, "key", (const char *const[]){ "agent:main:b", "agent:main:a", NULL }));
+	assert_null(c);
+	assert_non_null(a);
+	assert_true(ids_are(done, "key", (const char *const[]){ "agent:good", NULL }));
+	assert_true(ids_are(act, "key", (const char *const[]){ NULL }));
+	assert_null(strstr(log, "out of memory"));
+	assert_non_null(strstr(log, "sessions: ignoring 4 row(s) whose key or ids are not UTF-8"));
+	assert_non_null(strstr(log, "idempotency: ignoring 1 row(s)"));
+	free(log);
+	json_decref(l);
+	json_decref(a);
+	json_decref(done);
+	json_decref(act);
+
+	/* a message to the session whose agent id is damaged writes it afresh */
+	m = json_pack("{s:s, s:s}", "role", "user", "content", "again");
+	assert_int_equal(pd_store_message_append(s, "agent:main:c", "main", m, 4000, NULL), 0);
+	json_decref(m);
+	c = pd_store_session_get(s, "agent:main:c");
+	assert_non_null(c);
+	assert_string_equal(json_string_value(json_object_get(c, "agentId")), "main");
+	json_decref(c);
+	pd_store_close(s);
+}
+
 /* ---- out of memory ----------------------------------------------------------------- */
 
 /* One pass over the writes, the calls that allocate through pc_malloc and
@@ -869,6 +933,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idempotency_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_v2, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_non_utf8_key_columns, setup, teardown),
 	};
 	size_t total = sizeof tests / sizeof tests[0];
 	setvbuf(stdout, NULL, _IOLBF, 0);
