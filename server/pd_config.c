@@ -65,6 +65,72 @@ __attribute__((format(printf, 3, 4))) static int fail(load_ctx *cx, int code, co
 	return code;
 }
 
+/* Values in messages. Every value a message shows (a flag's, a variable's,
+ * a config key's, a path) goes through show(): JSON-style escapes for '"',
+ * '\' and control characters (\n, \t, \u001b, ...), \xNN for DEL and every
+ * byte above 0x7e, cut after `max` bytes with "...", so a message stays one
+ * line and a config file cannot write fake log lines or terminal escapes.
+ * Secrets (token, password) are never shown at all. */
+#define SHOW_VALUE_MAX 60 /* bytes of a value shown */
+#define SHOW_PATH_MAX 200 /* bytes of a path shown */
+typedef struct shown {
+	char s[SHOW_PATH_MAX * 6 + 8]; /* worst case: every byte as \u00NN, quotes, "...", NUL */
+} shown;
+
+static const char *show_text(shown *b, const char *v, size_t len, size_t max, bool quotes)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0, i = 0;
+	if (max > SHOW_PATH_MAX)
+		max = SHOW_PATH_MAX;
+	if (!v)
+		v = "", len = 0;
+	if (quotes)
+		b->s[n++] = '"';
+	for (; i < len && i < max; i++) {
+		unsigned char c = (unsigned char)v[i];
+		const char *esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\r' ? "\\r"
+		                  : c == '\t' ? "\\t" : c == '\b' ? "\\b" : c == '\f' ? "\\f" : NULL;
+		if (esc) {
+			b->s[n++] = esc[0];
+			b->s[n++] = esc[1];
+		} else if (c < 0x20) {
+			memcpy(b->s + n, "\\u00", 4);
+			n += 4;
+			b->s[n++] = hex[c >> 4];
+			b->s[n++] = hex[c & 15];
+		} else if (c >= 0x7f) {
+			b->s[n++] = '\\';
+			b->s[n++] = 'x';
+			b->s[n++] = hex[c >> 4];
+			b->s[n++] = hex[c & 15];
+		} else {
+			b->s[n++] = (char)c;
+		}
+	}
+	if (i < len) {
+		memcpy(b->s + n, "...", 3);
+		n += 3;
+	}
+	if (quotes)
+		b->s[n++] = '"';
+	b->s[n] = '\0';
+	return b->s;
+}
+
+/* A value in quotes ("lan\nfake"), cut at SHOW_VALUE_MAX bytes. */
+static const char *show(shown *b, const char *v)
+{
+	return show_text(b, v, v ? strlen(v) : 0, SHOW_VALUE_MAX, true);
+}
+
+/* A path (or a host) as it is when printable, escaped as show() otherwise,
+ * without quotes, cut at SHOW_PATH_MAX bytes. */
+static const char *show_path(shown *b, const char *v)
+{
+	return show_text(b, v, v ? strlen(v) : 0, SHOW_PATH_MAX, false);
+}
+
 /* A config-file error: "config <path>: <key>: <what>". Always PD_EXIT_CONFIG. */
 __attribute__((format(printf, 3, 4))) static int fail_key(load_ctx *cx, const char *key, const char *fmt, ...)
 {
@@ -73,7 +139,8 @@ __attribute__((format(printf, 3, 4))) static int fail_key(load_ctx *cx, const ch
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
-	return fail(cx, PD_EXIT_CONFIG, "config %s: %s: %s", cx->config_path, key, what);
+	shown p;
+	return fail(cx, PD_EXIT_CONFIG, "config %s: %s: %s", show_path(&p, cx->config_path), key, what);
 }
 
 static int fail_oom(load_ctx *cx)
@@ -257,19 +324,20 @@ static int check_flag_value(load_ctx *cx, flags *f, const char *name, const char
 {
 	const char *why;
 	int64_t n;
+	shown q;
 	if (strcmp(name, "--port") == 0) {
 		if (!parse_int(v, 1, 65535, &n))
-			return fail(cx, PD_EXIT_USAGE, "--port: expected an integer 1..65535, got \"%.40s\"", v);
+			return fail(cx, PD_EXIT_USAGE, "--port: expected an integer 1..65535, got %s", show(&q, v));
 		f->port_value = (int)n;
 	} else if (strcmp(name, "--bind") == 0) {
 		if ((why = bind_from_name(v, &f->bind_value)))
-			return fail(cx, PD_EXIT_USAGE, "--bind: \"%.40s\" %s", v, why);
+			return fail(cx, PD_EXIT_USAGE, "--bind: %s %s", show(&q, v), why);
 	} else if (strcmp(name, "--auth") == 0) {
 		if ((why = auth_from_name(v, &f->auth_value)))
-			return fail(cx, PD_EXIT_USAGE, "--auth: \"%.40s\" %s", v, why);
+			return fail(cx, PD_EXIT_USAGE, "--auth: %s %s", show(&q, v), why);
 	} else if (strcmp(name, "--bind-host") == 0) {
 		if (!valid_host(v))
-			return fail(cx, PD_EXIT_USAGE, "--bind-host: \"%.60s\" is not an IP address or host name", v);
+			return fail(cx, PD_EXIT_USAGE, "--bind-host: %s is not an IP address or host name", show(&q, v));
 	} else if (strcmp(name, "--token") == 0 || strcmp(name, "--password") == 0) {
 		if ((why = secret_problem(v)))
 			return fail(cx, PD_EXIT_USAGE, "%s: %s", name, why); /* never echo a secret */
@@ -304,8 +372,9 @@ static int parse_flags(load_ctx *cx, flags *f, int argc, char **argv, bool *exit
 		const char *arg = argv[i];
 		if (strcmp(arg, "-h") == 0)
 			arg = "--help";
+		shown q;
 		if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
-			return fail(cx, PD_EXIT_USAGE, "unexpected argument \"%.60s\" (see --help)", arg);
+			return fail(cx, PD_EXIT_USAGE, "unexpected argument %s (see --help)", show(&q, arg));
 
 		const char *eq = strchr(arg, '=');
 		size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
@@ -314,8 +383,8 @@ static int parse_flags(load_ctx *cx, flags *f, int argc, char **argv, bool *exit
 			if (strlen(table[k].name) == nlen && strncmp(table[k].name, arg, nlen) == 0)
 				break;
 		if (k == sizeof table / sizeof table[0])
-			return fail(cx, PD_EXIT_USAGE, "unknown option %.*s (see --help)", (int)(nlen > 60 ? 60 : nlen),
-			            arg);
+			return fail(cx, PD_EXIT_USAGE, "unknown option %s (see --help)",
+			            show_text(&q, arg, nlen, SHOW_VALUE_MAX, false));
 		const char *name = table[k].name;
 
 		if (!table[k].slot) {
@@ -362,10 +431,10 @@ static int secret_file_read(load_ctx *cx, const char *flag, const char *path, ch
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	struct stat st;
 	if (fd < 0)
-		return fail(cx, PD_EXIT_CONFIG, "%s %s: cannot open: %s", flag, path, strerror(errno));
+		return fail(cx, PD_EXIT_CONFIG, "%s %s: cannot open: %s", flag, show_path(&(shown){ { 0 } }, path), strerror(errno));
 	if (fstat(fd, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode))) {
 		close(fd);
-		return fail(cx, PD_EXIT_CONFIG, "%s %s: not a regular file", flag, path);
+		return fail(cx, PD_EXIT_CONFIG, "%s %s: not a regular file", flag, show_path(&(shown){ { 0 } }, path));
 	}
 	if (S_ISFIFO(st.st_mode))
 		(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
@@ -374,7 +443,7 @@ static int secret_file_read(load_ctx *cx, const char *flag, const char *path, ch
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			rc = fail(cx, PD_EXIT_CONFIG, "%s %s: cannot read: %s", flag, path, strerror(errno));
+			rc = fail(cx, PD_EXIT_CONFIG, "%s %s: cannot read: %s", flag, show_path(&(shown){ { 0 } }, path), strerror(errno));
 			goto out;
 		}
 		if (n == 0)
@@ -383,7 +452,7 @@ static int secret_file_read(load_ctx *cx, const char *flag, const char *path, ch
 	}
 	char *nl = memchr(buf, '\n', len);
 	if (!nl && len > TOKEN_FILE_MAX) {
-		rc = fail(cx, PD_EXIT_CONFIG, "%s %s: first line longer than %d bytes", flag, path, TOKEN_FILE_MAX);
+		rc = fail(cx, PD_EXIT_CONFIG, "%s %s: first line longer than %d bytes", flag, show_path(&(shown){ { 0 } }, path), TOKEN_FILE_MAX);
 		goto out;
 	}
 	len = nl ? (size_t)(nl - buf) : len;
@@ -391,18 +460,18 @@ static int secret_file_read(load_ctx *cx, const char *flag, const char *path, ch
 		len--;
 	buf[len] = '\0';
 	if (len == 0) {
-		rc = fail(cx, PD_EXIT_CONFIG, "%s %s: the first line is empty", flag, path);
+		rc = fail(cx, PD_EXIT_CONFIG, "%s %s: the first line is empty", flag, show_path(&(shown){ { 0 } }, path));
 		goto out;
 	}
 	for (size_t i = 0; i < len; i++) {
 		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f) {
-			rc = fail(cx, PD_EXIT_CONFIG, "%s %s: contains control characters", flag, path);
+			rc = fail(cx, PD_EXIT_CONFIG, "%s %s: contains control characters", flag, show_path(&(shown){ { 0 } }, path));
 			goto out;
 		}
 	}
 	const char *why = secret_problem(buf);
 	if (why)
-		rc = fail(cx, PD_EXIT_CONFIG, "%s %s: %s", flag, path, why);
+		rc = fail(cx, PD_EXIT_CONFIG, "%s %s: %s", flag, show_path(&(shown){ { 0 } }, path), why);
 	else if (!(*out = pc_strdup(buf)))
 		rc = fail_oom(cx);
 out:
@@ -449,8 +518,8 @@ static int env_number(load_ctx *cx, const char *name, int64_t max, int64_t *out)
 	if (!v)
 		return PD_EXIT_OK;
 	if (!parse_int(v, 1, max, &n))
-		return fail(cx, PD_EXIT_CONFIG, "%s: expected a positive integer up to %lld, got \"%.40s\"", name,
-		            (long long)max, v);
+		return fail(cx, PD_EXIT_CONFIG, "%s: expected a positive integer up to %lld, got %s", name,
+		            (long long)max, show(&(shown){ { 0 } }, v));
 	*out = n;
 	return PD_EXIT_OK;
 }
@@ -465,7 +534,8 @@ static int read_env(load_ctx *cx, envs *e, pd_config *cfg)
 	if (e->port) {
 		if (!parse_int(e->port, 1, 65535, &n))
 			return fail(cx, PD_EXIT_CONFIG,
-			            "OPENCLAW_GATEWAY_PORT: expected an integer 1..65535, got \"%.40s\"", e->port);
+			            "OPENCLAW_GATEWAY_PORT: expected an integer 1..65535, got %s",
+			            show(&(shown){ { 0 } }, e->port));
 		e->port_value = (int)n;
 	}
 	e->token = env_get("OPENCLAW_GATEWAY_TOKEN");
@@ -708,7 +778,7 @@ static int file_gateway(load_ctx *cx, filecfg *fc)
 		return rc;
 	if (v) {
 		if ((why = bind_from_name(json_string_value(v), &fc->bind)))
-			return fail_key(cx, "gateway.bind", "\"%.40s\" %s", json_string_value(v), why);
+			return fail_key(cx, "gateway.bind", "%s %s", show(&(shown){ { 0 } }, json_string_value(v)), why);
 		fc->has_bind = true;
 	}
 
@@ -716,8 +786,8 @@ static int file_gateway(load_ctx *cx, filecfg *fc)
 		return rc;
 	if (v) {
 		if (!valid_host(json_string_value(v)))
-			return fail_key(cx, "gateway.customBindHost", "\"%.60s\" is not an IP address or host name",
-			                json_string_value(v));
+			return fail_key(cx, "gateway.customBindHost", "%s is not an IP address or host name",
+			                show(&(shown){ { 0 } }, json_string_value(v)));
 		fc->custom_host = json_string_value(v);
 	}
 
@@ -729,7 +799,7 @@ static int file_gateway(load_ctx *cx, filecfg *fc)
 		return rc;
 	if (v) {
 		if ((why = auth_from_name(json_string_value(v), &fc->auth)))
-			return fail_key(cx, "gateway.auth.mode", "\"%.40s\" %s", json_string_value(v), why);
+			return fail_key(cx, "gateway.auth.mode", "%s %s", show(&(shown){ { 0 } }, json_string_value(v)), why);
 		fc->has_auth = true;
 	}
 	if ((rc = file_secret(cx, auth, "token", "gateway.auth.token", &fc->token)) ||
@@ -745,12 +815,12 @@ static int file_load(load_ctx *cx, filecfg *fc, const char *path, bool required)
 	if (!fp) {
 		if (errno == ENOENT && !required)
 			return PD_EXIT_OK;
-		return fail(cx, PD_EXIT_CONFIG, "config %s: cannot open: %s", path, strerror(errno));
+		return fail(cx, PD_EXIT_CONFIG, "config %s: cannot open: %s", show_path(&(shown){ { 0 } }, path), strerror(errno));
 	}
 	struct stat st;
 	if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
 		fclose(fp);
-		return fail(cx, PD_EXIT_CONFIG, "config %s: not a regular file", path);
+		return fail(cx, PD_EXIT_CONFIG, "config %s: not a regular file", show_path(&(shown){ { 0 } }, path));
 	}
 	json_error_t jerr;
 	fc->root = json_loadf(fp, JSON_REJECT_DUPLICATES, &jerr);
@@ -761,10 +831,10 @@ static int file_load(load_ctx *cx, filecfg *fc, const char *path, bool required)
 	if (near)
 		*near = '\0';
 	if (!fc->root)
-		return fail(cx, PD_EXIT_CONFIG, "config %s: invalid JSON at line %d, column %d: %s", path, jerr.line,
-		            jerr.column, jerr.text);
+		return fail(cx, PD_EXIT_CONFIG, "config %s: invalid JSON at line %d, column %d: %s", show_path(&(shown){ { 0 } }, path), jerr.line,
+		            jerr.column, show_path(&(shown){ { 0 } }, jerr.text));
 	if (!json_is_object(fc->root))
-		return fail(cx, PD_EXIT_CONFIG, "config %s: expected a JSON object at the top level", path);
+		return fail(cx, PD_EXIT_CONFIG, "config %s: expected a JSON object at the top level", show_path(&(shown){ { 0 } }, path));
 	int rc = file_gateway(cx, fc);
 	return rc ? rc : file_pincer(cx, fc);
 }
@@ -786,7 +856,7 @@ static int make_state_dir(load_ctx *cx, const char *dir)
 		if (mkdir(p, 0700) == 0) {
 			(void)chmod(p, 0700); /* exactly 0700, whatever the umask */
 		} else if (errno != EEXIST) {
-			rc = fail(cx, PD_EXIT_CONFIG, "state dir %s: cannot create %s: %s", dir, p, strerror(errno));
+			rc = fail(cx, PD_EXIT_CONFIG, "state dir %s: cannot create %s: %s", show_path(&(shown){ { 0 } }, dir), show_path(&(shown){ { 0 } }, p), strerror(errno));
 			break;
 		}
 		*s = saved;
@@ -798,9 +868,9 @@ static int make_state_dir(load_ctx *cx, const char *dir)
 		return rc;
 	struct stat st;
 	if (stat(dir, &st) != 0)
-		return fail(cx, PD_EXIT_CONFIG, "state dir %s: %s", dir, strerror(errno));
+		return fail(cx, PD_EXIT_CONFIG, "state dir %s: %s", show_path(&(shown){ { 0 } }, dir), strerror(errno));
 	if (!S_ISDIR(st.st_mode))
-		return fail(cx, PD_EXIT_CONFIG, "state dir %s: not a directory", dir);
+		return fail(cx, PD_EXIT_CONFIG, "state dir %s: not a directory", show_path(&(shown){ { 0 } }, dir));
 	return PD_EXIT_OK;
 }
 
@@ -828,16 +898,16 @@ static int token_read(load_ctx *cx, pd_config *cfg, int fd)
 	int rc = PD_EXIT_OK;
 
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-		return fail(cx, PD_EXIT_CONFIG, "token file %s: not a regular file", path);
+		return fail(cx, PD_EXIT_CONFIG, "token file %s: not a regular file", show_path(&(shown){ { 0 } }, path));
 	if ((st.st_mode & 077) && fchmod(fd, 0600) != 0)
-		return fail(cx, PD_EXIT_CONFIG, "token file %s: readable by others and cannot be made 0600: %s", path,
+		return fail(cx, PD_EXIT_CONFIG, "token file %s: readable by others and cannot be made 0600: %s", show_path(&(shown){ { 0 } }, path),
 		            strerror(errno));
 	while (len < sizeof buf) {
 		ssize_t n = read(fd, buf + len, sizeof buf - len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			rc = fail(cx, PD_EXIT_CONFIG, "token file %s: %s", path, strerror(errno));
+			rc = fail(cx, PD_EXIT_CONFIG, "token file %s: %s", show_path(&(shown){ { 0 } }, path), strerror(errno));
 			goto out;
 		}
 		if (n == 0)
@@ -845,7 +915,7 @@ static int token_read(load_ctx *cx, pd_config *cfg, int fd)
 		len += (size_t)n;
 	}
 	if (len > TOKEN_FILE_MAX) {
-		rc = fail(cx, PD_EXIT_CONFIG, "token file %s: larger than %d bytes", path, TOKEN_FILE_MAX);
+		rc = fail(cx, PD_EXIT_CONFIG, "token file %s: larger than %d bytes", show_path(&(shown){ { 0 } }, path), TOKEN_FILE_MAX);
 		goto out;
 	}
 	buf[len] = '\0';
@@ -857,12 +927,12 @@ static int token_read(load_ctx *cx, pd_config *cfg, int fd)
 	buf[len] = '\0';
 	for (size_t i = a; i < len; i++) {
 		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f) {
-			rc = fail(cx, PD_EXIT_CONFIG, "token file %s: contains control characters", path);
+			rc = fail(cx, PD_EXIT_CONFIG, "token file %s: contains control characters", show_path(&(shown){ { 0 } }, path));
 			goto out;
 		}
 	}
 	if (a == len) {
-		rc = fail(cx, PD_EXIT_CONFIG, "token file %s: empty (delete it to have a new token generated)", path);
+		rc = fail(cx, PD_EXIT_CONFIG, "token file %s: empty (delete it to have a new token generated)", show_path(&(shown){ { 0 } }, path));
 		goto out;
 	}
 	if (!(cfg->token = pc_strdup(buf + a)))
@@ -892,7 +962,7 @@ static int token_create(load_ctx *cx, pd_config *cfg)
 	if (fd < 0) {
 		rc = errno == EEXIST
 		         ? -1
-		         : fail(cx, PD_EXIT_CONFIG, "token file %s: cannot create: %s", path, strerror(errno));
+		         : fail(cx, PD_EXIT_CONFIG, "token file %s: cannot create: %s", show_path(&(shown){ { 0 } }, path), strerror(errno));
 		goto out;
 	}
 	size_t len = strlen(text);
@@ -906,7 +976,7 @@ static int token_create(load_ctx *cx, pd_config *cfg)
 	}
 	if (!ok) {
 		unlink(path);
-		rc = fail(cx, PD_EXIT_CONFIG, "token file %s: cannot write: %s", path, strerror(saved));
+		rc = fail(cx, PD_EXIT_CONFIG, "token file %s: cannot write: %s", show_path(&(shown){ { 0 } }, path), strerror(saved));
 		goto out;
 	}
 	/* Make the new name durable too; a failure here is not worth refusing to start. */
@@ -938,13 +1008,13 @@ static int token_from_state(load_ctx *cx, pd_config *cfg)
 			if (rc < 0)
 				continue; /* lost a race with another pincerd: read its file */
 		} else {
-			rc = fail(cx, PD_EXIT_CONFIG, "token file %s: %s", cfg->token_path, strerror(errno));
+			rc = fail(cx, PD_EXIT_CONFIG, "token file %s: %s", show_path(&(shown){ { 0 } }, cfg->token_path), strerror(errno));
 		}
 		if (rc == PD_EXIT_OK)
 			cfg->token_generated = true;
 		return rc;
 	}
-	return fail(cx, PD_EXIT_CONFIG, "token file %s: keeps appearing and disappearing", cfg->token_path);
+	return fail(cx, PD_EXIT_CONFIG, "token file %s: keeps appearing and disappearing", show_path(&(shown){ { 0 } }, cfg->token_path));
 }
 
 /* ---- the load ------------------------------------------------------------------ */
@@ -977,14 +1047,14 @@ static int load(load_ctx *cx, pd_config *cfg, const flags *f, const envs *e, fil
 		cfg->state_dir = join_path(home, ".pincer");
 	}
 	if (bad_home)
-		return fail(cx, PD_EXIT_CONFIG, "state dir %s: cannot expand ~ without a home directory", sd);
+		return fail(cx, PD_EXIT_CONFIG, "state dir %s: cannot expand ~ without a home directory", show_path(&(shown){ { 0 } }, sd));
 	if (!cfg->state_dir)
 		return fail_oom(cx);
 
 	const char *cp = f->config ? f->config : e->config_path;
 	cfg->config_path = cp ? expand_home(cp, &bad_home) : join_path(cfg->state_dir, CONFIG_FILE_NAME);
 	if (bad_home)
-		return fail(cx, PD_EXIT_CONFIG, "config %s: cannot expand ~ without a home directory", cp);
+		return fail(cx, PD_EXIT_CONFIG, "config %s: cannot expand ~ without a home directory", show_path(&(shown){ { 0 } }, cp));
 	if (!cfg->config_path)
 		return fail_oom(cx);
 
@@ -1039,7 +1109,7 @@ static int load(load_ctx *cx, pd_config *cfg, const flags *f, const envs *e, fil
 	if (cfg->auth_mode == PD_AUTH_NONE && (cfg->bind == PD_BIND_LAN || !is_loopback_host(cfg->listen_host)))
 		return fail(cx, PD_EXIT_CONFIG,
 		            "refusing to bind %s without auth (set gateway.auth.mode to token or password)",
-		            cfg->listen_host);
+		            show_path(&(shown){ { 0 } }, cfg->listen_host));
 
 	/* stage 6: side effects */
 	if ((rc = make_state_dir(cx, cfg->state_dir)))

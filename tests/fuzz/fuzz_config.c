@@ -7,7 +7,7 @@
  * than a parse-from-string entry, so what is fuzzed is what runs.
  *
  * Checks: the load succeeds or fails with exit code 78 and a message
- * (one line once a known bug is fixed; see CHECK_ONE_LINE; never 64 or 70,
+ * (one line; see CHECK_ONE_LINE; never 64 or 70,
  * never a crash), leaving the struct zeroed on
  * failure; on success the values are in their documented ranges (port
  * 1..65535, a listen host, a password in password mode, an argv for an exec
@@ -28,12 +28,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Known bug, reported (reproducer: tests/fuzz/reproducers/config-value-
- * with-newline): the messages for gateway.bind, gateway.customBindHost and
- * gateway.auth.mode quote the bad value as it is, so a value holding a
- * newline (or a terminal escape) makes a message of several lines, which
- * pd_config.h promises not to. Set to 1 once pd_config.c escapes them. */
-#define CHECK_ONE_LINE 0
+/* Every message is one line (pd_config.h): values are escaped when shown
+ * (regression: corpus_config/19-value-with-newline). */
+#define CHECK_ONE_LINE 1
 
 static char dir[128], file[160];
 

@@ -936,6 +936,48 @@ static void test_config_error_hides_secret(void **state)
 	}
 }
 
+/* A value a message shows cannot break the message's one line or carry a
+ * terminal escape: newlines, controls and bytes above 0x7e are escaped,
+ * long values cut (fuzz reproducer config-value-with-newline). */
+static void test_values_shown_escaped(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *json, *needle;
+	} cases[] = {
+	    {"{\"gateway\": {\"bind\": \"lan\\nconfig x: fake line\"}}", "gateway.bind: \"lan\\nconfig x: fake line\""},
+	    {"{\"gateway\": {\"customBindHost\": \"h\\r\\n\\u001b[31mred\"}}",
+	     "gateway.customBindHost: \"h\\r\\n\\u001b[31mred\" is not"},
+	    {"{\"gateway\": {\"auth\": {\"mode\": \"tok\\u00e9n\\t\\\"x\\\\\"}}}",
+	     "gateway.auth.mode: \"tok\\xc3\\xa9n\\t\\\"x\\\\\""},
+	    {"{\"gateway\": {\"bind\": \"\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n"
+	     "\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\"}}",
+	     "\\n\\n...\""},
+	};
+	for (size_t i = 0; i < COUNT(cases); i++) {
+		pd_config cfg;
+		int rc = LOAD(&cfg, "--config", config(cases[i].json));
+		if (rc != PD_EXIT_CONFIG || !strstr(err, cases[i].needle))
+			fail_msg("case %zu: want exit 78 with %s, got exit %d: %s", i, cases[i].needle, rc, err);
+		assert_null(strchr(err, '\n'));
+		assert_null(strchr(err, '\r'));
+		assert_null(strchr(err, '\x1b'));
+	}
+	/* flags, variables and paths alike */
+	pd_config cfg;
+	assert_failed(LOAD(&cfg, "--bind", "lan\nfake"), PD_EXIT_USAGE, &cfg, "--bind: \"lan\\nfake\"");
+	assert_failed(LOAD(&cfg, "--port", "1\x1b[2J"), PD_EXIT_USAGE, &cfg, "got \"1\\u001b[2J\"");
+	assert_failed(LOAD(&cfg, "stray\narg"), PD_EXIT_USAGE, &cfg, "unexpected argument \"stray\\narg\"");
+	assert_failed(LOAD(&cfg, "--config", P("no\nsuch.json")), PD_EXIT_CONFIG, &cfg, "no\\nsuch.json: cannot open");
+	setenv("OPENCLAW_GATEWAY_PORT", "80\n80", 1);
+	assert_failed(LOAD0(&cfg), PD_EXIT_CONFIG, &cfg, "OPENCLAW_GATEWAY_PORT: expected an integer 1..65535, got \"80\\n80\"");
+	unsetenv("OPENCLAW_GATEWAY_PORT");
+	setenv("PINCER_KEEPALIVE_SECS", "\x7f", 1);
+	assert_failed(LOAD0(&cfg), PD_EXIT_CONFIG, &cfg, "got \"\\x7f\"");
+	unsetenv("PINCER_KEEPALIVE_SECS");
+	assert_null(strchr(err, '\n'));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -957,6 +999,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_secret_files, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hide_secrets, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_config_error_hides_secret, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_values_shown_escaped, setup, teardown),
 	};
 	size_t total = COUNT(tests);
 	char *home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
