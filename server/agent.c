@@ -22,6 +22,7 @@
 #include "agent.h"
 #include "child.h"
 #include "dedupe.h"
+#include "oc_types.h"
 #include "pc_alloc.h"
 #include "sessions.h"
 #include "store.h"
@@ -1030,6 +1031,21 @@ static bool row_fp(const json_t *row, unsigned char fp[PD_DEDUPE_FP_LEN])
 	       n == PD_DEDUPE_FP_LEN;
 }
 
+/* A stored final is replayed as a response's members: it must make a valid
+ * ResponseFrame with any id and must not name the frame's own type or id.
+ * A row that does not (a damaged file, a second writer) is skipped at
+ * start, never replayed. */
+static bool final_replayable(const json_t *final)
+{
+	if (!json_is_object(final) || json_object_get(final, "type") || json_object_get(final, "id"))
+		return false;
+	json_t *f = json_pack("{s:s, s:s}", "type", "res", "id", "r");
+	pc_verrs errs;
+	bool ok = f && json_object_update(f, (json_t *)final) == 0 && oc_ResponseFrame_validate(f, &errs);
+	json_decref(f);
+	return ok;
+}
+
 /* Start: every record a crash left active ends as the interrupted final
  * (saved when the store can take it; cached either way, so the run is never
  * started again), then the cache gets the stored finals within the TTL, the
@@ -1048,14 +1064,16 @@ static int recover(pd_gw *gw, pd_agent_state *s)
 		fprintf(stderr, "pincerd: cannot read the idempotency records: %s\n", pd_store_last_error(store));
 		return -1;
 	}
-	size_t i, restored = 0, interrupted = 0;
+	size_t i, restored = 0, interrupted = 0, unusable = 0;
 	json_t *row;
 	unsigned char fp[PD_DEDUPE_FP_LEN];
 	json_array_foreach (done, i, row) {
 		const char *key = json_string_value(json_object_get(row, "key"));
 		json_t *final = json_object_get(row, "final");
-		if (!row_fp(row, fp))
+		if (!row_fp(row, fp) || !final_replayable(final)) {
+			unusable++;
 			continue;
+		}
 		json_incref(final);
 		if (pd_dedupe_restore(s->dedupe, key, fp, json_integer_value(json_object_get(row, "createdAt")), final,
 		                      json_integer_value(json_object_get(row, "finishedAt"))) == 0)
@@ -1075,6 +1093,8 @@ static int recover(pd_gw *gw, pd_agent_state *s)
 		                      now) == 0)
 			interrupted++;
 	}
+	if (unusable)
+		fprintf(stderr, "pincerd: ignoring %zu stored idempotency record(s) that cannot be replayed\n", unusable);
 	if (interrupted)
 		fprintf(stderr, "pincerd: %zu run(s) interrupted by the last stop end as errors; %zu cached result(s) restored\n",
 		        interrupted, restored);
