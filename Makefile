@@ -227,7 +227,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 12
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -DPC_LIBFUZZER \
                -Iruntime -Igenerated -Iserver -Iclients -Itests
-FUZZ_SRV_SRC := $(filter-out server/gw.c server/http.c server/main.c,$(SRV_SRC))
+FUZZ_SRV_SRC := $(filter-out server/gw.c server/http.c server/main.c server/listener.c,$(SRV_SRC))
 FUZZ_SRC_frame  := generated/*.c runtime/*.c
 FUZZ_SRC_server := generated/*.c runtime/*.c $(FUZZ_SRV_SRC)
 FUZZ_SRC_store  := $(FUZZ_SRC_server)
