@@ -221,6 +221,7 @@ TALLY      := tests/tally.sh $(TALLY_FILE)
 
 test-unit: deps $(UNIT_BIN) $(BUILD)/tests/fuzz_frame_replay $(BUILD)/tests/fuzz_server_replay $(BUILD)/tests/fuzz_device_replay
 	@$(TALLY) unit tests/run-all.sh $(UNIT_BIN)
+	@$(TALLY) tally-self-test tests/tally_test.sh
 	@$(TALLY) corpus-frame $(BUILD)/tests/fuzz_frame_replay tests/fuzz/corpus/*
 	@$(TALLY) corpus-server $(BUILD)/tests/fuzz_server_replay tests/fuzz/corpus_server/*
 	@$(TALLY) corpus-device $(BUILD)/tests/fuzz_device_replay tests/fuzz/corpus_device/*

@@ -3,7 +3,8 @@
 # debootstrap chroot of bookworm (minbase + build-essential, git, python3,
 # curl, ca-certificates), clones the checkout's HEAD into it, runs
 # `make test` there as root under CI=true (as .ci/run does), checks that a
-# second `make deps` installs nothing, then `make run` and curl /healthz.
+# second `make deps` installs nothing, then `make run` and curl /healthz
+# (and first, that `make clean` on the fresh clone installs nothing).
 #
 # Usage: tests/fresh/fresh.sh [--repo DIR] [--rev REV]   (as root; make test-fresh)
 #   --repo DIR  the git repository to clone (default: this checkout)
@@ -153,7 +154,7 @@ cp "$HERE/inside.sh" "$ROOT/root/fresh-inside.sh"
 say "chroot: make test under CI=true (installs the Debian packages, then npm ci: waiting on the network); log $LOG/make-test.log"
 chroot "$ROOT" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 	HOME=/root LANG=C.UTF-8 /bin/sh /root/fresh-inside.sh >"$LOG/inside.out" 2>&1
-for f in make-test.log make-deps.log make-run.log; do
+for f in make-clean.log make-test.log make-deps.log make-run.log; do
 	[ -f "$ROOT/root/$f" ] && cp "$ROOT/root/$f" "$LOG/$f"
 done
 while IFS= read -r line; do

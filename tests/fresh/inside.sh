@@ -1,6 +1,7 @@
 #!/bin/sh
 # inside.sh - the part of tests/fresh/fresh.sh that runs inside the chroot,
-# as root, in a clean clone at /root/pincer: make test (CI=true, as .ci/run),
+# as root, in a clean clone at /root/pincer: make clean (must install
+# nothing), make test (CI=true, as .ci/run),
 # make deps again (must install nothing), make run and GET /healthz.
 # Prints one "ok: …" or "FAILED: …" line per check and "done" at the end;
 # full output goes to /root/make-*.log.
@@ -11,6 +12,15 @@ T0=$(date +%s)
 el() { echo "$(($(date +%s) - T0)) s"; }
 # running and not a zombie (kill -0 succeeds on an unreaped child)
 alive() { [ -r /proc/$1/stat ] && [ "$(sed 's/.*) //' /proc/$1/stat | cut -c1)" != Z ]; }
+
+# make clean compiles nothing, so it must install nothing either
+make clean >/root/make-clean.log 2>&1
+rc=$?
+if [ $rc -eq 0 ] && ! command -v pkg-config >/dev/null 2>&1; then
+	echo "ok: make clean on a fresh clone installs nothing"
+else
+	echo "FAILED: make clean on a fresh clone (exit $rc, or it installed pkg-config)"
+fi
 
 make test >/root/make-test.log 2>&1
 rc=$?
