@@ -275,7 +275,7 @@ test-golden: deps $(BUILD)/tests/golden bin/pincer-gen
 
 test-ajv: deps bin/pincer-gen
 	@echo "test-ajv: npm ci in tests/ajv (Ajv from the npm registry: waiting on the network)"
-	cd tests/ajv && npm ci --silent --no-audit --no-fund
+	cd tests/ajv && npm ci --loglevel=error --no-audit --no-fund
 	@$(TALLY) ajv node tests/ajv/crosscheck.js
 
 # The README's test command.

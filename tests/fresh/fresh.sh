@@ -106,7 +106,8 @@ cleanup() {
 	fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+cpid=""
+trap '[ -n "$cpid" ] && kill -TERM -$cpid 2>/dev/null; exit 130' INT TERM HUP
 
 if [ ! -s "$tarball" ]; then
 	say "no cached base tarball: debootstrap --make-tarball (downloads ~100 MB: waiting on the network)"
@@ -152,8 +153,20 @@ cp "$HERE/inside.sh" "$ROOT/root/fresh-inside.sh"
 # Inside: make test, make deps again, make run + /healthz. Its results come
 # back as "ok:" / "FAILED:" lines; its logs are copied out.
 say "chroot: make test under CI=true (installs the Debian packages, then npm ci: waiting on the network); log $LOG/make-test.log"
-chroot "$ROOT" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-	HOME=/root LANG=C.UTF-8 /bin/sh /root/fresh-inside.sh >"$LOG/inside.out" 2>&1
+# (its own process group, so that an interrupt can stop all of it)
+setsid chroot "$ROOT" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+	HOME=/root LANG=C.UTF-8 /bin/sh /root/fresh-inside.sh >"$LOG/inside.out" 2>&1 &
+cpid=$!
+# progress while it runs: each runner's name and closing line, the network waits
+(
+	while [ ! -f "$ROOT/root/make-test.log" ] && kill -0 $cpid 2>/dev/null; do sleep 1; done
+	tail -s 1 -n +1 -f --pid=$cpid "$ROOT/root/make-test.log" 2>/dev/null |
+		grep --line-buffered -E '^== |waiting on the network|^[0-9]+ passed, [0-9]+ failed$' |
+		while IFS= read -r line; do say "  $line"; done
+) &
+ppid_=$!
+wait $cpid
+wait $ppid_
 for f in make-clean.log make-test.log make-deps.log make-run.log; do
 	[ -f "$ROOT/root/$f" ] && cp "$ROOT/root/$f" "$LOG/$f"
 done
