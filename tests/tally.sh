@@ -68,4 +68,5 @@ elif [ $rc -ne 0 ] && [ "${counts#* }" = 0 ]; then
 	counts="${counts% *} 1"
 fi
 echo "$label $counts $rc" >>"$file"
+echo "== $label: ${counts% *} passed, ${counts#* } failed"
 exit $rc

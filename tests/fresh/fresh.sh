@@ -141,6 +141,13 @@ for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/source
 done
 [ -f /etc/npmrc ] && cp /etc/npmrc "$ROOT/etc/npmrc"
 [ -f "$HOME/.npmrc" ] && cp "$HOME/.npmrc" "$ROOT/root/.npmrc"
+# and the CA certificates the host added locally (a TLS-inspecting proxy's,
+# which npm needs to reach its registry from here)
+if [ -n "$(ls -A /usr/local/share/ca-certificates 2>/dev/null)" ]; then
+	cp -r /usr/local/share/ca-certificates/. "$ROOT/usr/local/share/ca-certificates/" &&
+		chroot "$ROOT" update-ca-certificates >"$LOG/ca-certificates.log" 2>&1 ||
+		die "update-ca-certificates in the chroot (see $LOG/ca-certificates.log)"
+fi
 
 # A clean clone of the commit (file://, so nothing is hard-linked or shared).
 git clone -q --no-checkout "file://$REPO" "$ROOT/root/pincer" >"$LOG/clone.log" 2>&1 &&
@@ -161,7 +168,7 @@ cpid=$!
 (
 	while [ ! -f "$ROOT/root/make-test.log" ] && kill -0 $cpid 2>/dev/null; do sleep 1; done
 	tail -s 1 -n +1 -f --pid=$cpid "$ROOT/root/make-test.log" 2>/dev/null |
-		grep --line-buffered -E '^== |waiting on the network|^[0-9]+ passed, [0-9]+ failed$' |
+		grep --line-buffered -E '^== [a-z-]+: |waiting on the network' |
 		while IFS= read -r line; do say "  $line"; done
 ) &
 ppid_=$!
