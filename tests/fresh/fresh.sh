@@ -80,7 +80,7 @@ if [ -z "$mirror" ]; then
 	done
 fi
 if [ -z "$mirror" ] && [ -r /etc/apt/sources.list ]; then
-	mirror=$(sed -n "s/^deb[ \t]\{1,\}\(\[[^]]*\][ \t]\{1,\}\)\{0,1\}\([^ \t]\{1,\}\)[ \t]\{1,\}$SUITE[ \t].*/\2/p" \
+	mirror=$(sed -n "s/^deb[ \t]\{1,\}\(\[[^]]*\][ \t]\{1,\}\)\{0,1\}\([^ \t]\{1,\}\)[ \t]\{1,\}${SUITE}[ \t].*/\2/p" \
 		/etc/apt/sources.list | head -n 1)
 fi
 [ -n "$mirror" ] || die "no deb source for $SUITE in the host's apt sources: set PINCER_FRESH_MIRROR"
