@@ -111,12 +111,12 @@ trap '[ -n "$cpid" ] && kill -TERM -$cpid 2>/dev/null; exit 130' INT TERM HUP
 
 if [ ! -s "$tarball" ]; then
 	say "no cached base tarball: debootstrap --make-tarball (downloads ~100 MB: waiting on the network)"
-	rm -f "$tarball.tmp"
-	debootstrap --variant=$VARIANT --include=$INCLUDE --make-tarball="$tarball.tmp" \
+	rm -f "$tarball.tmp.$$"
+	debootstrap --variant=$VARIANT --include=$INCLUDE --make-tarball="$tarball.tmp.$$" \
 		$SUITE "$ROOT.mk" "$mirror" >"$LOG/debootstrap-tarball.log" 2>&1 &&
-		mv "$tarball.tmp" "$tarball"
+		mv "$tarball.tmp.$$" "$tarball"
 	rc=$?
-	rm -rf --one-file-system "$ROOT.mk"
+	rm -rf --one-file-system "$ROOT.mk" "$tarball.tmp.$$"
 	[ $rc -eq 0 ] || die "debootstrap --make-tarball (see $LOG/debootstrap-tarball.log)"
 fi
 say "debootstrap $SUITE from $tarball into $ROOT"
