@@ -21,7 +21,9 @@
 # exit (trap) before the scratch directory is removed. Ends with
 # "N passed, N failed" and exits non-zero on any failure.
 set -u
-
+# The whole script is one compound command, parsed before it runs, so that
+# editing this file while a run is going on cannot change that run.
+{
 SUITE=bookworm
 VARIANT=minbase
 INCLUDE=build-essential,git,python3,curl,ca-certificates
@@ -93,7 +95,9 @@ ROOT=$(mktemp -d /var/tmp/pincer-fresh.XXXXXX) || die "mktemp"
 # Unmounts everything under $ROOT (deepest first), then removes it; never
 # removes anything while a mount is left (rm stays on one file system too).
 cleanup() {
-	[ -n "${ROOT:-}" ] && [ -d "$ROOT" ] || return 0
+	[ -n "${ROOT:-}" ] || return 0
+	rm -rf --one-file-system "$ROOT.mk" "$tarball.tmp.$$" # an interrupted --make-tarball
+	[ -d "$ROOT" ] || return 0
 	for m in $(awk -v r="$ROOT/" 'index($5, r) == 1 { print $5 }' /proc/self/mountinfo | sort -r); do
 		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
 	done
@@ -191,3 +195,4 @@ if [ "$failed" -ne 0 ] && [ -f "$LOG/make-test.log" ]; then
 	echo "----"
 fi
 finish
+}
