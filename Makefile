@@ -56,7 +56,7 @@ UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 
-.PHONY: conform-upstream all deps gen check-gen test test-unit test-jsts test-golden test-ajv test-conform clean run fuzz fuzz-server fuzz-device bench install test-install
+.PHONY: conform-upstream all deps gen check-gen test test-unit test-jsts test-golden test-ajv test-conform clean run fuzz bench install test-install
 .PHONY: test-fresh
 all: deps bin/pincer-gen $(BUILD)/libpincer-proto.a bin/pincerd bin/pincer-conform bin/pincer
 
@@ -98,10 +98,11 @@ bin/pincer-gen: $(BUILD)/codegen/main.o $(BUILD)/libpincer-gen.a $(BUILD)/libpin
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The daemon: server/*.c except main.c form libpincer-srv.a (unit tests link it).
-SRV_LIB_OBJ := $(filter-out $(BUILD)/server/main.o,$(SRV_OBJ))
+# rx_hook.o (it defines recv for lws, decision 0009) goes into pincerd only.
+SRV_LIB_OBJ := $(filter-out $(BUILD)/server/main.o $(BUILD)/server/rx_hook.o,$(SRV_OBJ))
 $(BUILD)/libpincer-srv.a: $(SRV_LIB_OBJ)
 	ar rcs $@ $^
-bin/pincerd: $(BUILD)/server/main.o $(BUILD)/libpincer-srv.a $(BUILD)/libpincer-proto.a $(BUILD)/libpincer-rt.a
+bin/pincerd: $(BUILD)/server/main.o $(BUILD)/server/rx_hook.o $(BUILD)/libpincer-srv.a $(BUILD)/libpincer-proto.a $(BUILD)/libpincer-rt.a
 	@mkdir -p bin
 	$(CC) $(LDFLAGS) -o $@ $^ $(LWS_LIBS) $(LDLIBS)
 
@@ -191,10 +192,6 @@ $(BUILD)/tests/golden: tests/codegen/golden.c $(BUILD)/libpincer-gen.a $(BUILD)/
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-$(BUILD)/tests/fuzz_frame_replay: tests/fuzz/fuzz_frame.c $(TEST_LIBS)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LDLIBS)
-
 # tests/support is compiled into these programs (single-TU includes)
 FUZZ_SUPPORT := tests/support/fake_gw.c tests/support/fake_gw.h tests/support/lws_stub.c tests/support/tmpdir.c
 $(BUILD)/tests/test_child $(BUILD)/tests/test_config: tests/support/tmpdir.c
@@ -202,59 +199,134 @@ $(BUILD)/tests/test_store $(BUILD)/tests/test_sessions: tests/support/tmpdir.c t
 $(BUILD)/tests/test_handshake: $(FUZZ_SUPPORT)
 $(BUILD)/tests/test_hello $(BUILD)/tests/test_device_mgmt: $(FUZZ_SUPPORT)
 $(BUILD)/tests/test_sessions: $(FUZZ_SUPPORT)
+$(BUILD)/tests/test_token_key: $(FUZZ_SUPPORT) tests/support/sqlite_peek.c
+# test_secrets starts bin/pincerd and checks it with bin/pincer
+$(BUILD)/tests/test_secrets: tests/support/tmpdir.c bin/pincerd bin/pincer
+# test_accept_backoff starts bin/pincerd under a low open-files limit
+$(BUILD)/tests/test_accept_backoff: tests/support/daemon.c tests/support/tmpdir.c bin/pincerd
 # test_client includes the client sources and drives bin/pincer and bin/pincerd
-$(BUILD)/tests/test_client $(BUILD)/tests/test_client_stubs: $(CLI_LIB_SRC) clients/pincer_client.h clients/pc_cl_int.h \
+$(BUILD)/tests/test_client $(BUILD)/tests/test_client_stubs $(BUILD)/tests/test_durable: $(CLI_LIB_SRC) clients/pincer_client.h clients/pc_cl_int.h \
   tests/support/daemon.c tests/support/tmpdir.c bin/pincer bin/pincerd
 
-$(BUILD)/tests/fuzz_server_replay: tests/fuzz/fuzz_server.c $(FUZZ_SUPPORT) $(TEST_LIBS)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LDLIBS) -luv
+# ---- fuzzing ------------------------------------------------------------------
+# One target per place where network or disk input enters; each is
+# tests/fuzz/fuzz_NAME.c, with a libFuzzer entry and a replay main(), and its
+# corpus tests/fuzz/corpus_NAME (frame: tests/fuzz/corpus):
+#   frame   JSON frames: parse, generated decoders, validator, formatter
+#   server  the daemon's frame handling (fake gateway, one store per process)
+#   device  the device proof (signatures, keys, nonces)
+#   ws      WebSocket bytes: the server's reassembly (server/ws_rx.c) and the
+#           SDK's frame reader on server bytes (runtime/pc_wsframe.c)
+#   http    HTTP routing (server/http_route.c) and the Origin/Host judgement
+#   config  the config file through pd_config_load()
+#   exec    exec-backend stdout lines (server/exec_line.c)
+#   store   rows read back from the store, and the methods that show them
+# The replay binaries (gcc; ASan+UBSan under CI) run every corpus file in
+# make test-unit (their stderr, e.g. the store's notes on corrupt rows, goes
+# to $(BUILD)/tests/fuzz_NAME_replay.log and is shown when one fails).
+# libFuzzer (clang): make fuzz-NAME [FUZZ_SECONDS=60] (make fuzz is
+# fuzz-frame); make fuzz-smoke runs each for FUZZ_SMOKE_SECONDS.
+FUZZ_NAMES := frame server device ws http config exec store
+FUZZ_CORPUS = $(if $(filter frame,$(1)),tests/fuzz/corpus,tests/fuzz/corpus_$(1))
+FUZZ_REPLAY := $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz_%_replay)
 
-$(BUILD)/tests/fuzz_device_replay: tests/fuzz/fuzz_device.c $(TEST_LIBS)
+$(BUILD)/tests/fuzz_frame_replay $(BUILD)/tests/fuzz_device_replay $(BUILD)/tests/fuzz_http_replay \
+$(BUILD)/tests/fuzz_exec_replay: $(BUILD)/tests/fuzz_%_replay: tests/fuzz/fuzz_%.c $(TEST_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LDLIBS)
+$(BUILD)/tests/fuzz_config_replay: tests/fuzz/fuzz_config.c tests/support/tmpdir.c $(TEST_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LDLIBS)
+$(BUILD)/tests/fuzz_ws_replay: tests/fuzz/fuzz_ws.c $(BUILD)/libpincer-client.a $(TEST_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libpincer-client.a $(TEST_LIBS) $(LDFLAGS) $(LDLIBS)
+$(BUILD)/tests/fuzz_server_replay $(BUILD)/tests/fuzz_store_replay: $(BUILD)/tests/fuzz_%_replay: \
+  tests/fuzz/fuzz_%.c $(FUZZ_SUPPORT) $(TEST_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LDLIBS) -luv
 
 # Every runner below is run through $(TALLY), which records its closing
 # "N passed, N failed" line in $(TALLY_FILE); make test ends with the sum.
 TALLY_FILE := $(BUILD)/tally.txt
 TALLY      := tests/tally.sh $(TALLY_FILE)
 
-test-unit: deps $(UNIT_BIN) $(BUILD)/tests/fuzz_frame_replay $(BUILD)/tests/fuzz_server_replay $(BUILD)/tests/fuzz_device_replay
+test-unit: deps $(UNIT_BIN) $(FUZZ_REPLAY)
 	@$(TALLY) unit tests/run-all.sh $(UNIT_BIN)
 	@$(TALLY) tally-self-test tests/tally_test.sh
-	@$(TALLY) corpus-frame $(BUILD)/tests/fuzz_frame_replay tests/fuzz/corpus/*
-	@$(TALLY) corpus-server $(BUILD)/tests/fuzz_server_replay tests/fuzz/corpus_server/*
-	@$(TALLY) corpus-device $(BUILD)/tests/fuzz_device_replay tests/fuzz/corpus_device/*
+	@for n in $(FUZZ_NAMES); do \
+	  c=tests/fuzz/corpus_$$n; [ $$n = frame ] && c=tests/fuzz/corpus; log=$(BUILD)/tests/fuzz_$${n}_replay.log; \
+	  $(TALLY) corpus-$$n sh -c "$(BUILD)/tests/fuzz_$${n}_replay $$c/* 2>$$log || { cat $$log; exit 1; }" || exit 1; \
+	done
 
-# libFuzzer run (needs clang; not part of make test): make fuzz FUZZ_SECONDS=60
+# libFuzzer runs (clang, installed when missing; not part of make test).
 FUZZ_SECONDS ?= 60
-fuzz: deps
-	@command -v clang >/dev/null || { apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends clang libclang-rt-14-dev; }
-	@mkdir -p build/fuzz/corpus && cp -n tests/fuzz/corpus/* build/fuzz/corpus/ 2>/dev/null || true
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -DPC_LIBFUZZER -Iruntime -Igenerated \
-	  tests/fuzz/fuzz_frame.c generated/*.c runtime/*.c -o build/fuzz/fuzz_frame $(LDLIBS)
-	build/fuzz/fuzz_frame -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz/corpus
-
-# libFuzzer run of the server's frame handling: make fuzz-server FUZZ_SECONDS=60
+FUZZ_SMOKE_SECONDS ?= 12
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -DPC_LIBFUZZER \
+               -Iruntime -Igenerated -Iserver -Iclients -Itests
 FUZZ_SRV_SRC := $(filter-out server/gw.c server/http.c server/main.c,$(SRV_SRC))
-fuzz-server: deps
-	@command -v clang >/dev/null || { apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends clang libclang-rt-14-dev; }
-	@mkdir -p build/fuzz/corpus_server && cp -n tests/fuzz/corpus_server/* build/fuzz/corpus_server/ 2>/dev/null || true
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -DPC_LIBFUZZER -Iruntime -Igenerated -Iserver -Itests \
-	  $(PC_CFLAGS) tests/fuzz/fuzz_server.c generated/*.c runtime/*.c \
-	  $(FUZZ_SRV_SRC) -o build/fuzz/fuzz_server $(LDLIBS) -luv
-	TMPDIR=$$( [ -d /dev/shm ] && echo /dev/shm || echo /tmp ) build/fuzz/fuzz_server -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz/corpus_server
+FUZZ_SRC_frame  := generated/*.c runtime/*.c
+FUZZ_SRC_server := generated/*.c runtime/*.c $(FUZZ_SRV_SRC)
+FUZZ_SRC_store  := $(FUZZ_SRC_server)
+FUZZ_SRC_device := server/device_proof.c server/js_trim.c
+FUZZ_SRC_ws     := generated/*.c runtime/*.c clients/*.c server/ws_rx.c
+FUZZ_SRC_http   := server/http_route.c server/origin.c server/js_trim.c
+FUZZ_SRC_config := server/pd_config.c server/js_trim.c runtime/pc_alloc.c
+FUZZ_SRC_exec   := server/exec_line.c
+FUZZ_LIBS_server := -luv
+FUZZ_LIBS_store  := -luv
+# the store logs every corrupt row it skips: keep the target's stderr closed
+# (libFuzzer and sanitizer reports still print; the replay shows die() texts)
+FUZZ_OPTS_store  := -close_fd_mask=2
+# Input sizes. The server's inputs grow gradually (-len_control) up to 1 MiB:
+# past the 64 KiB pre-auth limit, large params, many frames' worth. ws needs
+# room for several fragments past 64 KiB; config and exec files may be large.
+FUZZ_LEN_frame  := -max_len=65536
+FUZZ_LEN_server := -max_len=1048576 -len_control=20
+FUZZ_LEN_store  := -max_len=65536
+FUZZ_LEN_device := -max_len=16384
+FUZZ_LEN_ws     := -max_len=1048576 -len_control=20
+FUZZ_LEN_http   := -max_len=8192
+FUZZ_LEN_config := -max_len=65536
+FUZZ_LEN_exec   := -max_len=1048576 -len_control=20
+# The environment of a run: scratch state dirs (server, store, config) in
+# memory when possible; UBSan findings stop the run with the input saved
+# (halt_on_error rather than -fno-sanitize-recover, which would change the
+# instrumentation and cut the coverage features libFuzzer sees to a third).
+FUZZ_ENV = TMPDIR=$$( [ -d /dev/shm ] && echo /dev/shm || echo /tmp ) UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
-# libFuzzer run of the device proof: make fuzz-device FUZZ_SECONDS=60
-fuzz-device: deps
-	@command -v clang >/dev/null || { apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends clang libclang-rt-14-dev; }
-	@mkdir -p build/fuzz/corpus_device && cp -n tests/fuzz/corpus_device/* build/fuzz/corpus_device/ 2>/dev/null || true
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -DPC_LIBFUZZER -Iserver -Iruntime $(PC_CFLAGS) \
-	  tests/fuzz/fuzz_device.c server/device_proof.c server/js_trim.c -o build/fuzz/fuzz_device $(LDLIBS)
-	build/fuzz/fuzz_device -max_total_time=$(FUZZ_SECONDS) -max_len=16384 build/fuzz/corpus_device
+# $(call fuzz_build,NAME) / $(call fuzz_run,NAME,SECONDS,WORKDIR): the run
+# starts from the committed corpus (copied into WORKDIR, where new inputs
+# go); crashes are written to WORKDIR/crash-*.
+fuzz_build = clang $(FUZZ_CFLAGS) $$(pkg-config --cflags $(PKGS)) tests/fuzz/fuzz_$(1).c $(FUZZ_SRC_$(1)) \
+  -o build/fuzz/fuzz_$(1) $$(pkg-config --libs $(PKGS)) -lm $(FUZZ_LIBS_$(1))
+fuzz_run = mkdir -p $(3)/corpus_$(1) && { cp -n $(call FUZZ_CORPUS,$(1))/* $(3)/corpus_$(1)/ 2>/dev/null || true; } && \
+  $(FUZZ_ENV) build/fuzz/fuzz_$(1) -max_total_time=$(2) $(FUZZ_LEN_$(1)) $(FUZZ_OPTS_$(1)) \
+  -artifact_prefix=$(3)/ $(3)/corpus_$(1)
+
+.PHONY: fuzz-clang fuzz-smoke fuzz-smoke-one $(FUZZ_NAMES:%=fuzz-%)
+fuzz-clang:
+	@command -v clang >/dev/null && [ -n "$$(find /usr/lib/llvm-14/lib/clang -name 'libclang_rt.fuzzer*' 2>/dev/null)" ] || \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends clang libclang-rt-14-dev; }
+	@mkdir -p build/fuzz
+
+fuzz: fuzz-frame
+$(FUZZ_NAMES:%=fuzz-%): deps fuzz-clang
+	$(call fuzz_build,$(@:fuzz-%=%))
+	$(call fuzz_run,$(@:fuzz-%=%),$(FUZZ_SECONDS),build/fuzz)
+
+# Every target for FUZZ_SMOKE_SECONDS from its committed corpus, in fresh
+# work dirs under build/fuzz-smoke (logs there too); the first crash fails.
+# For CI: 8 targets x 12 s of fuzzing plus the builds, about 2.5 min in all.
+fuzz-smoke: deps fuzz-clang
+	@rm -rf build/fuzz-smoke && mkdir -p build/fuzz-smoke
+	@for n in $(FUZZ_NAMES); do $(MAKE) --no-print-directory fuzz-smoke-one FUZZ_ONE=$$n || exit 1; done
+	@echo "fuzz-smoke: $(words $(FUZZ_NAMES)) passed, 0 failed"
+fuzz-smoke-one:
+	@$(call fuzz_build,$(FUZZ_ONE))
+	@$(call fuzz_run,$(FUZZ_ONE),$(FUZZ_SMOKE_SECONDS),build/fuzz-smoke) 2>build/fuzz-smoke/$(FUZZ_ONE).log || \
+	  { tail -60 build/fuzz-smoke/$(FUZZ_ONE).log; echo "fuzz-$(FUZZ_ONE): CRASH (input in build/fuzz-smoke/)"; exit 1; }
+	@echo "fuzz-$(FUZZ_ONE): $$(grep -o 'exec/s: [0-9]*' build/fuzz-smoke/$(FUZZ_ONE).log | tail -1)," \
+	  "corpus $$(ls $(call FUZZ_CORPUS,$(FUZZ_ONE)) | wc -l) -> $$(ls build/fuzz-smoke/corpus_$(FUZZ_ONE) | wc -l), no crash"
 
 # JSON Schema Test Suite, draft 7: JSTS=<suite dir> JSTS_REMOTES=<its remotes>
 # (config.mk; Debian's suite with Debian's remotes by default). The newer
@@ -278,18 +350,31 @@ test-ajv: deps bin/pincer-gen
 	cd tests/ajv && npm ci --loglevel=error --no-audit --no-fund
 	@$(TALLY) ajv node tests/ajv/crosscheck.js
 
-# The README's test command.
 # The README's test command: every runner, then one closing line summing
 # theirs (-k: a failing runner does not hide the others' results).
 test: deps
 	@rm -f $(TALLY_FILE)
-	@$(MAKE) --no-print-directory -k check-gen test-unit test-golden test-jsts test-ajv test-conform test-install; \
+	@$(MAKE) --no-print-directory -k check-gen test-unit test-golden test-jsts test-ajv test-conform test-install test-chaos; \
 	  tests/tally.sh --total $(TALLY_FILE) $$?
 
 # The README's two commands on a brand-new Debian 12 chroot (debootstrap;
 # base tarball cached in /var/cache/pincer): make test, then make run + /healthz.
 test-fresh:
 	tests/fresh/fresh.sh
+
+# Chaos: SIGKILL pincerd at random moments (>= 50 kills) during pairing,
+# token rotation, idempotent agent runs and transcript writes, then check
+# that nothing acknowledged was lost and nothing ran twice; plus full disk,
+# read-only state dir and corrupted database (tests/chaos/README.md).
+# CHAOS_SEED repeats a run, CHAOS_ITERATIONS changes the number of kills.
+.PHONY: test-chaos
+CHAOS_SRC := $(wildcard tests/chaos/*.c)
+$(BUILD)/tests/chaos: $(CHAOS_SRC) tests/chaos/chaos.h tests/support/tmpdir.c $(BUILD)/libpincer-client.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $(CHAOS_SRC) $(BUILD)/libpincer-client.a $(LDFLAGS) $(LDLIBS)
+
+test-chaos: deps bin/pincerd $(BUILD)/tests/chaos
+	@$(TALLY) chaos $(BUILD)/tests/chaos
 
 # Conformance suite against a pincerd the runner starts itself (fresh state
 # dir, free port); every frame the daemon sends is schema-validated.

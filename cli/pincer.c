@@ -11,7 +11,8 @@
  *
  * Global: --url (env OPENCLAW_GATEWAY_URL, default ws://127.0.0.1:18789),
  * --token (env OPENCLAW_GATEWAY_TOKEN, else ~/.pincer/gateway-token for the
- * default URL), --password (env OPENCLAW_GATEWAY_PASSWORD), --json,
+ * default URL), --password (env OPENCLAW_GATEWAY_PASSWORD), --token-file F /
+ * --password-file F (the first line of F), --json,
  * --device / --identity PATH (device auth; default ~/.pincer/identity.json).
  *
  * Exit: 0 ok, 1 gateway error (or timeout / local failure), 2 usage,
@@ -21,6 +22,7 @@
 #include "oc_protocol.h"
 #include "pincer_client.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,11 +45,15 @@ typedef struct args {
 	const char *pos[8];
 	int npos;
 	char *token_file; /* NEW: token read from ~/.pincer/gateway-token */
+	const char *token_path, *password_path;  /* --token-file / --password-file */
+	char *token_own, *password_own;          /* NEW: --token/--password copied before argv is blanked, or
+	                                          * the first line of those files */
 } args;
 
 static void usage(FILE *f)
 {
-	fputs("usage: pincer [--url ws://HOST:PORT] [--token T | --password P] [--json] COMMAND\n"
+	fputs("usage: pincer [--url ws://HOST:PORT] [--token T | --password P] [--token-file F | --password-file F]\n"
+	      "              [--json] COMMAND\n"
 	      "commands:\n"
 	      "  health                         gateway health\n"
 	      "  status                         gateway status\n"
@@ -106,12 +112,13 @@ static int parse_args(int argc, char **argv, args *a)
 			}
 		if (done)
 			continue;
-		static const char *const vals[] = {"--url", "--token", "--password", "--params", "--role", "--identity",
-		                                   "--timeout"};
-		const char **valv[] = {&a->url, &a->token, &a->password, &a->params, &a->role, &a->identity, NULL};
+		static const char *const vals[] = {"--url",      "--token",   "--password",   "--params",        "--role",
+		                                   "--identity", "--timeout", "--token-file", "--password-file"};
+		const char **valv[] = {&a->url,      &a->token, &a->password,   &a->params,        &a->role,
+		                       &a->identity, NULL,      &a->token_path, &a->password_path};
 		const char *timeout = NULL;
 		valv[6] = &timeout;
-		for (size_t k = 0; k < 7 && !done; k++)
+		for (size_t k = 0; k < sizeof vals / sizeof vals[0] && !done; k++)
 			if (strcmp(name, vals[k]) == 0) {
 				const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
 				if (!v)
@@ -129,6 +136,58 @@ static int parse_args(int argc, char **argv, args *a)
 			a->timeout_ms = (int)t;
 		}
 	}
+	return 0;
+}
+
+/* NEW: the first line of `path` (newline and CR trimmed), or NULL with a
+ * message naming the file (never its content). */
+static char *secret_file(const char *flag, const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char buf[4096];
+	if (!f) {
+		fprintf(stderr, "pincer: %s %s: %s\n", flag, path, strerror(errno));
+		return NULL;
+	}
+	bool got = fgets(buf, sizeof buf, f) != NULL;
+	fclose(f);
+	if (got)
+		buf[strcspn(buf, "\r\n")] = '\0';
+	char *s = got && *buf ? strdup(buf) : NULL;
+	explicit_bzero(buf, sizeof buf);
+	if (!s)
+		fprintf(stderr, "pincer: %s %s: %s\n", flag, path, got ? "out of memory" : "the first line is empty");
+	return s;
+}
+
+/* Takes --token/--password out of argv (owned copies, then "x" and NULs
+ * over the originals, so ps no longer shows them) and reads the file
+ * flags. 0, or EXIT_USAGE. */
+static int own_secrets(int argc, char **argv, args *a)
+{
+	if ((a->token && a->token_path) || (a->password && a->password_path))
+		return usage_error("give a secret either on the command line or in a file (%s)",
+		                   a->token_path ? "--token-file" : "--password-file");
+	if ((a->token && !(a->token = a->token_own = strdup(a->token))) ||
+	    (a->password && !(a->password = a->password_own = strdup(a->password))))
+		return EXIT_GATEWAY;
+	for (int i = 1; i < argc; i++) {
+		char *v = NULL;
+		if (!strcmp(argv[i], "--token") || !strcmp(argv[i], "--password"))
+			v = i + 1 < argc ? argv[++i] : NULL;
+		else if (!strncmp(argv[i], "--token=", 8))
+			v = argv[i] + 8;
+		else if (!strncmp(argv[i], "--password=", 11))
+			v = argv[i] + 11;
+		if (v && *v) {
+			memset(v, 0, strlen(v));
+			v[0] = 'x';
+		}
+	}
+	if (a->token_path && !(a->token = a->token_own = secret_file("--token-file", a->token_path)))
+		return EXIT_USAGE;
+	if (a->password_path && !(a->password = a->password_own = secret_file("--password-file", a->password_path)))
+		return EXIT_USAGE;
 	return 0;
 }
 
@@ -586,8 +645,13 @@ int main(int argc, char **argv)
 {
 	args a = {0};
 	int rc = parse_args(argc, argv, &a);
-	if (rc)
+	if (!rc)
+		rc = own_secrets(argc, argv, &a);
+	if (rc) {
+		free(a.token_own);
+		free(a.password_own);
 		return rc;
+	}
 	if (a.help || a.npos == 0) {
 		usage(a.help ? stdout : stderr);
 		return a.help ? 0 : EXIT_USAGE;
@@ -612,5 +676,11 @@ int main(int argc, char **argv)
 		rc = usage_error("unknown command %s", c);
 	}
 	free(a.token_file);
+	if (a.token_own)
+		explicit_bzero(a.token_own, strlen(a.token_own));
+	if (a.password_own)
+		explicit_bzero(a.password_own, strlen(a.password_own));
+	free(a.token_own);
+	free(a.password_own);
 	return rc;
 }

@@ -139,7 +139,30 @@ static void group_name(char *out, size_t size, const char *base, int64_t count, 
 
 /* ---- steps ---------------------------------------------------------------------------- */
 
+static bool do_open_with(cf_scn *s, const json_t *step, const json_t *headers);
+
+/* open, with `pad_header {name, bytes}` adding one big header (as in http) */
 static bool do_open(cf_scn *s, const json_t *step)
+{
+	json_t *headers = json_object_get(step, "headers");
+	json_t *pad = json_object_get(step, "pad_header");
+	if (!json_is_object(pad))
+		return do_open_with(s, step, headers);
+	int64_t n = get_int(s, pad, "bytes", 0);
+	if (n < 0)
+		n = 0;
+	json_t *padded = headers ? json_deep_copy(headers) : json_object();
+	char *v = cf_xmalloc((size_t)n + 1);
+	memset(v, 'a', (size_t)n);
+	v[n] = '\0';
+	json_object_set_new(padded, cf_get_str(pad, "name", "X-Pad"), json_string(v));
+	free(v);
+	bool ok = do_open_with(s, step, padded);
+	json_decref(padded);
+	return ok;
+}
+
+static bool do_open_with(cf_scn *s, const json_t *step, const json_t *headers)
 {
 	const char *base = cf_get_str(step, "open", "a");
 	int64_t count = get_int(s, step, "count", 0);
@@ -147,7 +170,6 @@ static bool do_open(cf_scn *s, const json_t *step)
 	int64_t rcvbuf = get_int(s, step, "rcvbuf", 0);
 	json_t *want_status = json_object_get(step, "expect_http_status");
 	const char *path = cf_get_str(step, "path", "/");
-	json_t *headers = json_object_get(step, "headers");
 	if (s->fail.n)
 		return false;
 	for (int64_t i = 0; i < (count > 0 ? count : 1); i++) {

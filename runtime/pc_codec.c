@@ -27,6 +27,17 @@ static void *alloc_items(pc_arena *arena, size_t size)
 	return pc_calloc(1, size);
 }
 
+/* An integral JSON number held as a double (1e30 is an "integer" to JSON
+ * Schema) as int64_t, saturated: the plain cast is undefined out of range. */
+static int64_t int_of_real(double d)
+{
+	if (d >= 9223372036854775808.0)
+		return INT64_MAX;
+	if (d < -9223372036854775808.0)
+		return INT64_MIN;
+	return (int64_t)d;
+}
+
 /* Decodes an already validated value. Returns 0 or -2 (out of memory). */
 static int decode(const pc_ctype *t, const json_t *j, void *out, pc_arena *arena)
 {
@@ -38,7 +49,7 @@ static int decode(const pc_ctype *t, const json_t *j, void *out, pc_arena *arena
 		*(const char **)out = json_string_value(j);
 		return 0;
 	case PC_C_INT:
-		*(int64_t *)out = json_is_integer(j) ? (int64_t)json_integer_value(j) : (int64_t)json_number_value(j);
+		*(int64_t *)out = json_is_integer(j) ? (int64_t)json_integer_value(j) : int_of_real(json_number_value(j));
 		return 0;
 	case PC_C_NUM:
 		*(double *)out = json_number_value(j);

@@ -14,6 +14,7 @@
  * The embedded backend `echo` answers "You said: <message>" in word deltas
  * with a pause between them (PINCER_ECHO_DELAY_MS).
  */
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -56,6 +57,8 @@ struct pd_run {
 	size_t acc_len, acc_cap;
 	char *message;      /* the user's message (exec request) */
 	struct pd_child *child; /* exec backend run, until its on_end */
+	json_t *history;    /* exec: the transcript before this turn, until run_go */
+	pd_conn *starter;   /* the socket whose run cap this run counts against; NULL once gone */
 	uv_timer_t timer;
 	bool done;
 	pd_wait *waits;
@@ -63,6 +66,7 @@ struct pd_run {
 
 typedef struct pd_agent_state {
 	pd_dedupe *dedupe;
+	int running;        /* runs and deliveries going on (maxConcurrentRuns) */
 	pd_run *runs;
 	pd_wait *orphan_waits;
 	bool closing;       /* pd_agent_fini ran; freed when the last run closes */
@@ -115,6 +119,76 @@ static void send_frame_fields(pd_conn *c, const char *id, const json_t *final)
 	if (f && json_object_update(f, (json_t *)final) == 0)
 		pd_conn_send_json(c, f);
 	json_decref(f);
+}
+
+/* ---- run caps (pincer.agent.maxConcurrentRuns / maxRunsPerSocket) ------------- */
+
+#define CAP_RETRY_AFTER_MS 1000
+
+/* true when c may start one more run or delivery; else answers UNAVAILABLE
+ * (retryable, retryAfterMs) and returns false. */
+static bool cap_admit(pd_conn *c, const char *id)
+{
+	const pd_config *cfg = c->gw->cfg;
+	char msg[200];
+	if (st(c->gw)->running >= cfg->agent_max_runs)
+		snprintf(msg, sizeof msg, "too many agent runs in progress (%d on this gateway); retry later",
+		         (int)cfg->agent_max_runs);
+	else if (c->agent_runs >= cfg->agent_max_runs_per_socket)
+		snprintf(msg, sizeof msg, "too many agent runs in progress on this connection (%d); retry later",
+		         (int)cfg->agent_max_runs_per_socket);
+	else
+		return true;
+	pd_send_error_retry(c, id, "UNAVAILABLE", msg, NULL, CAP_RETRY_AFTER_MS);
+	return false;
+}
+
+static void cap_take(pd_conn *c)
+{
+	st(c->gw)->running++;
+	c->agent_runs++;
+}
+
+/* starter: NULL when that socket is gone */
+static void cap_release(pd_gw *gw, pd_conn *starter)
+{
+	pd_agent_state *s = st(gw);
+	if (s && s->running > 0)
+		s->running--;
+	if (starter && starter->agent_runs > 0)
+		starter->agent_runs--;
+}
+
+/* ---- durable idempotency records (store.h; decision 0010) ---------------------- */
+
+#define INTERRUPTED_TEXT "interrupted by a gateway restart"
+
+/* A store failure in a message: "<what> (<SQLite's reason>)". */
+static void state_error(pd_gw *gw, const char *what, char *out, size_t size)
+{
+	snprintf(out, size, "%s: the gateway could not save its state (%s)", what,
+	         gw->store ? pd_store_last_error(gw->store) : "no state store");
+}
+
+/* The final of an agent run that ended in error (also the cached final of
+ * an `agent` run a restart interrupted). */
+static json_t *agent_error_final(const char *run_id, const char *error)
+{
+	return json_pack("{s:b, s:{s:s, s:s, s:s}, s:{s:s, s:s}}", "ok", 0, "payload", "runId", run_id, "status",
+	                 "error", "summary", error, "error", "code", "UNAVAILABLE", "message", error);
+}
+
+static json_t *chat_final(const char *run_id, const char *status)
+{
+	return json_pack("{s:b, s:{s:s, s:s}}", "ok", 1, "payload", "runId", run_id, "status", status);
+}
+
+static json_t *send_error_final(const char *message, bool queued)
+{
+	if (!queued)
+		return json_pack("{s:b, s:{s:s, s:s}}", "ok", 0, "error", "code", "UNAVAILABLE", "message", message);
+	return json_pack("{s:b, s:{s:s, s:s, s:{s:s}}}", "ok", 0, "error", "code", "UNAVAILABLE", "message", message,
+	                 "details", "code", "OUTBOUND_DELIVERY_QUEUED");
 }
 
 /* ---- waits --------------------------------------------------------------------- */
@@ -185,6 +259,7 @@ static void run_closed(uv_handle_t *h)
 	pc_mfree(r->reply);
 	pc_mfree(r->acc);
 	pc_mfree(r->message);
+	json_decref(r->history);
 	pc_mfree(r);
 	pd_agent_state *s = st(gw);
 	if (s && s->closing && !s->runs)
@@ -234,8 +309,40 @@ static void run_unlink(pd_run *r)
 	r->prev = r->next = NULL;
 }
 
-/* Ends a run: caches the final, answers the requester and the waiters,
- * emits the closing events. status: "ok" | "error" | "aborted". */
+typedef struct end_arg {
+	pd_run *r;
+	bool ok;
+	const json_t *final;
+	int64_t now;
+} end_arg;
+
+/* The run's end in one transaction: the assistant's reply (ok runs) and the
+ * final of its idempotency record. */
+static int end_tx(pd_store *store, void *arg)
+{
+	end_arg *a = arg;
+	pd_run *r = a->r;
+	if (a->ok && pd_sessions_assistant_message(r->gw, r->session_key, r->agent_id, r->run_id, r->acc ? r->acc : "") != 0)
+		return -1;
+	return r->entry ? pd_store_idem_finish(store, pd_dedupe_key(r->entry), a->final, a->now) : 0;
+}
+
+static json_t *run_final(pd_run *r, bool ok, const char *status, const char *error)
+{
+	if (r->is_agent && ok)
+		return json_pack("{s:b, s:{s:s, s:s, s:s, s:{s:[{s:s}]}}}", "ok", 1, "payload", "runId", r->run_id, "status",
+		                 "ok", "summary", "completed", "result", "payloads", "text", r->acc ? r->acc : "");
+	if (r->is_agent)
+		return agent_error_final(r->run_id, error ? error : "run aborted");
+	return chat_final(r->run_id, ok ? "ok" : strcmp(status, "aborted") == 0 ? "aborted" : "error");
+}
+
+/* Ends a run: stores the final (with the reply) first, then caches it,
+ * answers the requester and the waiters and emits the closing events.
+ * status: "ok" | "error" | "aborted". When the store cannot take the end,
+ * the run ends as an error that says so (fail closed: nothing unsaved is
+ * reported done); its record then stays active and a restart turns it into
+ * the interrupted final. */
 static void run_end(pd_run *r, const char *status, const char *error)
 {
 	if (r->done)
@@ -243,13 +350,28 @@ static void run_end(pd_run *r, const char *status, const char *error)
 	r->done = true;
 	r->ended_ms = pd_now_ms();
 	uv_timer_stop(&r->timer);
+	cap_release(r->gw, r->starter);
+	r->starter = NULL;
 	pd_agent_state *s = st(r->gw);
+	pd_store *store = r->gw->store;
 	bool ok = strcmp(status, "ok") == 0;
+	char failed[400];
+
+	json_t *final = run_final(r, ok, status, error);
+	end_arg ea = { r, ok, final, r->ended_ms };
+	if (final && store && pd_store_tx(store, end_tx, &ea) != 0) {
+		state_error(r->gw, ok ? "the run's reply was not saved" : "the run's end was not saved", failed,
+		            sizeof failed);
+		status = "error";
+		error = failed;
+		ok = false;
+		json_decref(final);
+		final = run_final(r, false, status, error);
+	}
 	const char *wait_status = ok ? "ok" : "error";
 
 	/* events */
 	if (ok) {
-		pd_sessions_assistant_message(r->gw, r->session_key, r->agent_id, r->run_id, r->acc ? r->acc : "");
 		agent_event(r, "lifecycle", json_pack("{s:s, s:I, s:I}", "phase", "end", "startedAt",
 		                                      (json_int_t)r->started_ms, "endedAt", (json_int_t)r->ended_ms));
 		chat_event(r, "final", json_pack("{s:o, s:s}", "message", message_json(r->acc ? r->acc : "", r->ended_ms),
@@ -266,23 +388,12 @@ static void run_end(pd_run *r, const char *status, const char *error)
 		chat_event(r, "error", json_pack("{s:s}", "errorMessage", error));
 	}
 
-	/* the final, as cached and replayed */
-	json_t *final;
-	if (r->is_agent && ok)
-		final = json_pack("{s:b, s:{s:s, s:s, s:s, s:{s:[{s:s}]}}}", "ok", 1, "payload", "runId", r->run_id,
-		                  "status", "ok", "summary", "completed", "result", "payloads", "text", r->acc ? r->acc : "");
-	else if (r->is_agent)
-		final = json_pack("{s:b, s:{s:s, s:s, s:s}, s:{s:s, s:s}}", "ok", 0, "payload", "runId", r->run_id,
-		                  "status", "error", "summary", error ? error : "aborted", "error", "code",
-		                  "UNAVAILABLE", "message", error ? error : "run aborted");
-	else
-		final = json_pack("{s:b, s:{s:s, s:s}}", "ok", 1, "payload", "runId", r->run_id, "status",
-		                  ok ? "ok" : strcmp(status, "aborted") == 0 ? "aborted" : "error");
+	/* the final, as stored, cached and replayed */
 	if (r->is_agent && r->requester && final)
 		send_frame_fields(r->requester, r->req_id, final);
 	if (r->entry) {
 		if (final)
-			pd_dedupe_finish(s->dedupe, r->entry, final, pd_now_ms());
+			pd_dedupe_finish(s->dedupe, r->entry, final, r->ended_ms);
 		else
 			pd_dedupe_abandon(s->dedupe, r->entry);
 		r->entry = NULL;
@@ -419,6 +530,45 @@ static pd_run *run_start(pd_gw *gw, bool is_agent, const char *run_id, const jso
 	r->requester = c;
 	r->entry = e;
 	r->started_ms = pd_now_ms();
+	return r;
+}
+
+/* Frees a run that run_start built but run_link never linked. */
+static void run_discard(pd_run *r)
+{
+	pc_mfree(r->session_key);
+	pc_mfree(r->agent_id);
+	pc_mfree(r->reply);
+	pc_mfree(r->message);
+	json_decref(r->history);
+	pc_mfree(r);
+}
+
+/* The turn's start in one transaction: the idempotency record (active) and
+ * the user's message. */
+static int begin_tx(pd_store *store, void *arg)
+{
+	pd_run *r = arg;
+	if (pd_store_idem_begin(store, pd_dedupe_key(r->entry), pd_dedupe_fp(r->entry), r->started_ms) != 0)
+		return -1;
+	return pd_sessions_user_message(r->gw, r->session_key, r->agent_id, r->run_id, r->message);
+}
+
+/* Saves the run's start; 0, or -1 when the store could not (nothing is
+ * kept then). The backend's history is read first: it is the transcript
+ * before this turn. A gateway without a store (test harnesses only:
+ * pincerd does not start without one) keeps runs in memory. */
+static int run_record(pd_run *r)
+{
+	pd_gw *gw = r->gw;
+	if (gw->cfg->agent_exec && !(r->history = pd_sessions_recent(gw, r->session_key, EXEC_HISTORY_MAX)))
+		return -1;
+	return gw->store ? pd_store_tx(gw->store, begin_tx, r) : 0;
+}
+
+static void run_link(pd_run *r, pd_conn *starter)
+{
+	pd_gw *gw = r->gw;
 	uv_timer_init(&gw->loop, &r->timer);
 	r->timer.data = r;
 	pd_agent_state *s = st(gw);
@@ -426,20 +576,21 @@ static pd_run *run_start(pd_gw *gw, bool is_agent, const char *run_id, const jso
 	if (s->runs)
 		s->runs->prev = r;
 	s->runs = r;
-	pd_dedupe_set_owner(e, r);
-	return r;
+	pd_dedupe_set_owner(r->entry, r);
+	r->starter = starter;
+	cap_take(starter);
 }
 
 static void run_go(pd_run *r)
 {
-	/* the backend gets the history before this turn; then the turn joins it */
-	json_t *history = r->gw->cfg->agent_exec ? pd_sessions_recent(r->gw, r->session_key, EXEC_HISTORY_MAX) : NULL;
-	pd_sessions_user_message(r->gw, r->session_key, r->agent_id, r->run_id, r->message);
 	agent_event(r, "lifecycle", json_pack("{s:s, s:I}", "phase", "start", "startedAt", (json_int_t)r->started_ms));
-	if (r->gw->cfg->agent_exec)
+	if (r->gw->cfg->agent_exec) {
+		json_t *history = r->history;
+		r->history = NULL;
 		exec_start(r, history);
-	else
+	} else {
 		uv_timer_start(&r->timer, echo_tick, (uint64_t)r->gw->cfg->echo_delay_ms, 0);
+	}
 }
 
 /* Stops a run: the exec child is terminated (its end reports the abort);
@@ -513,40 +664,56 @@ static pd_dedupe_entry *begin(pd_conn *c, const char *id, const char *method, co
 
 /* ---- methods --------------------------------------------------------------------------- */
 
-void pd_m_agent(pd_conn *c, const char *id, const json_t *params)
+/* `agent` and `chat.send`: claim the key, check the caps, save the start
+ * (fail closed), acknowledge, run. */
+static void start_turn(pd_conn *c, const char *id, const json_t *params, bool is_agent)
 {
-	pd_dedupe_entry *e = begin(c, id, "agent", "agent", params, "in_flight");
+	pd_agent_state *s = st(c->gw);
+	pd_dedupe_entry *e = begin(c, id, is_agent ? "agent" : "chat.send", is_agent ? "agent" : "chat", params,
+	                           "in_flight");
 	if (!e)
 		return;
+	if (!cap_admit(c, id)) {
+		pd_dedupe_abandon(s->dedupe, e);
+		return;
+	}
 	const char *run_id = jstr(params, "idempotencyKey");
-	pd_run *r = run_start(c->gw, true, run_id, params, c, id, e);
+	pd_run *r = run_start(c->gw, is_agent, run_id, params, is_agent ? c : NULL, id, e);
 	if (!r) {
-		pd_dedupe_abandon(st(c->gw)->dedupe, e);
+		pd_dedupe_abandon(s->dedupe, e);
 		pd_send_error(c, id, "UNAVAILABLE", "out of memory", NULL);
 		return;
 	}
-	json_t *ack = json_pack("{s:s, s:s, s:s, s:I}", "runId", run_id, "agentId", r->agent_id, "status",
-	                        "accepted", "acceptedAt", (json_int_t)r->started_ms);
-	if (ack && r->key_given)
-		json_object_set_new(ack, "sessionKey", json_string(r->session_key));
+	if (run_record(r) != 0) {
+		char msg[400];
+		state_error(c->gw, "the run was not started", msg, sizeof msg);
+		run_discard(r);
+		pd_dedupe_abandon(s->dedupe, e);
+		pd_send_error(c, id, "UNAVAILABLE", msg, NULL);
+		return;
+	}
+	run_link(r, c);
+	json_t *ack;
+	if (is_agent) {
+		ack = json_pack("{s:s, s:s, s:s, s:I}", "runId", run_id, "agentId", r->agent_id, "status", "accepted",
+		                "acceptedAt", (json_int_t)r->started_ms);
+		if (ack && r->key_given)
+			json_object_set_new(ack, "sessionKey", json_string(r->session_key));
+	} else {
+		ack = json_pack("{s:s, s:s}", "runId", run_id, "status", "started");
+	}
 	pd_send_ok(c, id, ack);
 	run_go(r);
 }
 
+void pd_m_agent(pd_conn *c, const char *id, const json_t *params)
+{
+	start_turn(c, id, params, true);
+}
+
 void pd_m_chat_send(pd_conn *c, const char *id, const json_t *params)
 {
-	pd_dedupe_entry *e = begin(c, id, "chat.send", "chat", params, "in_flight");
-	if (!e)
-		return;
-	const char *run_id = jstr(params, "idempotencyKey");
-	pd_run *r = run_start(c->gw, false, run_id, params, NULL, id, e);
-	if (!r) {
-		pd_dedupe_abandon(st(c->gw)->dedupe, e);
-		pd_send_error(c, id, "UNAVAILABLE", "out of memory", NULL);
-		return;
-	}
-	pd_send_ok(c, id, json_pack("{s:s, s:s}", "runId", run_id, "status", "started"));
-	run_go(r);
+	start_turn(c, id, params, false);
 }
 
 void pd_m_agent_wait(pd_conn *c, const char *id, const json_t *params)
@@ -566,7 +733,11 @@ void pd_m_agent_wait(pd_conn *c, const char *id, const json_t *params)
 			snprintf(key, sizeof key, "%s:%s", prefixes[i], run_id);
 			pd_dedupe_entry *e = pd_dedupe_find(s->dedupe, key);
 			if (e && pd_dedupe_is_done(e)) {
-				bool ok = json_is_true(json_object_get(pd_dedupe_final(e), "ok"));
+				/* a chat.send final is ok:true whatever the run did: its
+				 * payload.status says (as for a live run: not "ok" is an error) */
+				const json_t *fin = pd_dedupe_final(e);
+				const char *ps = json_string_value(json_object_get(json_object_get(fin, "payload"), "status"));
+				bool ok = ps ? strcmp(ps, "ok") == 0 : json_is_true(json_object_get(fin, "ok"));
 				json_t *p = json_pack("{s:s, s:s, s:I}", "runId", run_id, "status", ok ? "ok" : "error", "endedAt",
 				                      (json_int_t)pd_dedupe_finished_ms(e));
 				pd_send_ok(c, id, p);
@@ -624,6 +795,7 @@ struct pd_send_job {
 	pd_dedupe_entry *entry;
 	struct pd_child *child;
 	char run_id[160], channel[64];
+	pd_conn *starter;   /* counted against its run cap; NULL once gone */
 	pd_send_asker first;
 	pd_send_job *next;
 };
@@ -661,6 +833,9 @@ static void send_end(void *arg, pd_child_end how, const json_t *line, const char
 	pd_send_job *j = arg;
 	pd_agent_state *s = st(j->gw);
 	json_t *final;
+	int64_t now = pd_now_ms();
+	if (s)
+		cap_release(j->gw, j->starter);
 	if (how == PD_CHILD_FINAL) {
 		const json_t *data = json_object_get(line, "data");
 		char mid[PD_UUID_LEN + 1];
@@ -672,8 +847,16 @@ static void send_end(void *arg, pd_child_end how, const json_t *line, const char
 		const char *m = how == PD_CHILD_ERROR && line && jstr(line, "message") ? jstr(line, "message") : error_text;
 		char msg[600];
 		snprintf(msg, sizeof msg, "OutboundDeliveryError: %s", m ? m : "channel command failed");
-		final = json_pack("{s:b, s:{s:s, s:s, s:{s:s}}}", "ok", 0, "error", "code", "UNAVAILABLE", "message", msg,
-		                  "details", "code", "OUTBOUND_DELIVERY_QUEUED");
+		final = send_error_final(msg, true);
+	}
+	/* stored before anyone hears of it; when it cannot be, the caller is
+	 * told so (never delivered twice: the record stays active and a
+	 * restart makes it the interrupted final) */
+	if (s && final && j->gw->store && pd_store_idem_finish(j->gw->store, pd_dedupe_key(j->entry), final, now) != 0) {
+		char msg[400];
+		state_error(j->gw, "the delivery's result was not saved; it may have been delivered", msg, sizeof msg);
+		json_decref(final);
+		final = send_error_final(msg, false);
 	}
 	if (final)
 		asker_answer(&j->first, final);
@@ -683,7 +866,7 @@ static void send_end(void *arg, pd_child_end how, const json_t *line, const char
 			break;
 		}
 	if (s && final) /* joined duplicates are answered by the cache */
-		pd_dedupe_finish(s->dedupe, j->entry, final, pd_now_ms());
+		pd_dedupe_finish(s->dedupe, j->entry, final, now);
 	else if (s)
 		pd_dedupe_abandon(s->dedupe, j->entry);
 	else
@@ -750,6 +933,18 @@ void pd_m_send(pd_conn *c, const char *id, const json_t *params)
 	const char *channel = jstr(params, "channel");
 	const pd_config *cfg = c->gw->cfg;
 	if (cfg->channel_argv) {
+		if (!cap_admit(c, id)) {
+			pd_dedupe_abandon(s->dedupe, e);
+			return;
+		}
+		/* the claim is saved before anything is delivered (fail closed) */
+		if (c->gw->store && pd_store_idem_begin(c->gw->store, key, pd_dedupe_fp(e), pd_now_ms()) != 0) {
+			char msg[400];
+			state_error(c->gw, "nothing was delivered", msg, sizeof msg);
+			pd_dedupe_abandon(s->dedupe, e);
+			pd_send_error(c, id, "UNAVAILABLE", msg, NULL);
+			return;
+		}
 		pd_send_job *j = pc_calloc(1, sizeof *j);
 		json_t *req = json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "type", "channel.send", "runId", idem, "to",
 		                        jstr(params, "to"), "message", jstr(params, "message"), "channel", channel);
@@ -765,6 +960,8 @@ void pd_m_send(pd_conn *c, const char *id, const json_t *params)
 			pd_dedupe_set_owner(e, j);
 			if ((j->child = pd_child_run(&c->gw->loop, (const char *const *)cfg->channel_argv, req,
 			                             cfg->agent_timeout_ms, &send_ops, j, err, sizeof err))) {
+				j->starter = c;
+				cap_take(c);
 				j->next = g_jobs;
 				g_jobs = j;
 				json_decref(req);
@@ -775,11 +972,21 @@ void pd_m_send(pd_conn *c, const char *id, const json_t *params)
 		pc_mfree(j);
 		char msg[400];
 		snprintf(msg, sizeof msg, "OutboundDeliveryError: %s", *err ? err : "out of memory");
-		json_t *final = json_pack("{s:b, s:{s:s, s:s, s:{s:s}}}", "ok", 0, "error", "code", "UNAVAILABLE", "message",
-		                          msg, "details", "code", "OUTBOUND_DELIVERY_QUEUED");
-		if (final)
+		json_t *final = send_error_final(msg, true);
+		int64_t now = pd_now_ms();
+		if (final && c->gw->store && pd_store_idem_finish(c->gw->store, key, final, now) != 0) {
+			pd_store_idem_delete(c->gw->store, key); /* nothing ran: the key may be used again */
+			json_decref(final);
+			final = NULL;
+		}
+		if (final) {
 			send_frame_fields(c, id, final);
-		pd_dedupe_finish(s->dedupe, e, final, pd_now_ms());
+			pd_dedupe_finish(s->dedupe, e, final, now);
+		} else {
+			pd_dedupe_abandon(s->dedupe, e);
+			state_error(c->gw, "nothing was delivered", msg, sizeof msg);
+			pd_send_error(c, id, "UNAVAILABLE", msg, NULL);
+		}
 		return;
 	}
 	/* no channel can deliver: fail as upstream does then, and cache the
@@ -788,8 +995,7 @@ void pd_m_send(pd_conn *c, const char *id, const json_t *params)
 	snprintf(msg, sizeof msg,
 	         "OutboundDeliveryError: no delivery channel is configured%s%s (set pincer.channels.command)",
 	         channel ? " for " : "", channel ? channel : "");
-	json_t *final = json_pack("{s:b, s:{s:s, s:s, s:{s:s}}}", "ok", 0, "error", "code", "UNAVAILABLE", "message",
-	                          msg, "details", "code", "OUTBOUND_DELIVERY_QUEUED");
+	json_t *final = send_error_final(msg, true);
 	if (!final) {
 		pd_dedupe_abandon(s->dedupe, e);
 		pd_send_error(c, id, "UNAVAILABLE", "out of memory", NULL);
@@ -801,13 +1007,90 @@ void pd_m_send(pd_conn *c, const char *id, const json_t *params)
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
 
+/* The cached final of a run or delivery a restart interrupted, shaped as
+ * the method's own error finals. NULL for a key of no known method. */
+static json_t *interrupted_final(const char *key)
+{
+	if (strncmp(key, "agent:", 6) == 0)
+		return agent_error_final(key + 6, INTERRUPTED_TEXT);
+	if (strncmp(key, "chat:", 5) == 0)
+		return chat_final(key + 5, "error");
+	if (strncmp(key, "send:", 5) == 0)
+		return send_error_final("OutboundDeliveryError: " INTERRUPTED_TEXT
+		                        " (the message may or may not have been delivered; it is not sent again)",
+		                        false);
+	return NULL;
+}
+
+static bool row_fp(const json_t *row, unsigned char fp[PD_DEDUPE_FP_LEN])
+{
+	const char *hex = json_string_value(json_object_get(row, "fingerprint"));
+	size_t n = 0;
+	return hex && sodium_hex2bin(fp, PD_DEDUPE_FP_LEN, hex, strlen(hex), NULL, &n, NULL) == 0 &&
+	       n == PD_DEDUPE_FP_LEN;
+}
+
+/* Start: every record a crash left active ends as the interrupted final
+ * (saved when the store can take it; cached either way, so the run is never
+ * started again), then the cache gets the stored finals within the TTL, the
+ * newest OC_LIMIT_DEDUPE_MAX of them. -1 when the store cannot be read. */
+static int recover(pd_gw *gw, pd_agent_state *s)
+{
+	pd_store *store = gw->store;
+	if (!store)
+		return 0;
+	int64_t now = pd_now_ms();
+	json_t *active = pd_store_idem_active(store);
+	json_t *done = pd_store_idem_load(store, now, gw->cfg->dedupe_ttl_ms, OC_LIMIT_DEDUPE_MAX);
+	if (!active || !done) {
+		json_decref(active);
+		json_decref(done);
+		fprintf(stderr, "pincerd: cannot read the idempotency records: %s\n", pd_store_last_error(store));
+		return -1;
+	}
+	size_t i, restored = 0, interrupted = 0;
+	json_t *row;
+	unsigned char fp[PD_DEDUPE_FP_LEN];
+	json_array_foreach (done, i, row) {
+		const char *key = json_string_value(json_object_get(row, "key"));
+		json_t *final = json_object_get(row, "final");
+		if (!row_fp(row, fp))
+			continue;
+		json_incref(final);
+		if (pd_dedupe_restore(s->dedupe, key, fp, json_integer_value(json_object_get(row, "createdAt")), final,
+		                      json_integer_value(json_object_get(row, "finishedAt"))) == 0)
+			restored++;
+	}
+	json_array_foreach (active, i, row) {
+		const char *key = json_string_value(json_object_get(row, "key"));
+		json_t *final = key ? interrupted_final(key) : NULL;
+		if (!final || !row_fp(row, fp)) {
+			json_decref(final);
+			continue;
+		}
+		if (pd_store_idem_finish(store, key, final, now) != 0)
+			fprintf(stderr, "pincerd: the interrupted run %s stays recorded as active (%s)\n", key,
+			        pd_store_last_error(store));
+		if (pd_dedupe_restore(s->dedupe, key, fp, json_integer_value(json_object_get(row, "createdAt")), final,
+		                      now) == 0)
+			interrupted++;
+	}
+	if (interrupted)
+		fprintf(stderr, "pincerd: %zu run(s) interrupted by the last stop end as errors; %zu cached result(s) restored\n",
+		        interrupted, restored);
+	json_decref(active);
+	json_decref(done);
+	return 0;
+}
+
 int pd_agent_init(pd_gw *gw)
 {
 	pd_agent_state *s = pc_calloc(1, sizeof *s);
 	if (!s)
 		return -1;
 	s->dedupe = pd_dedupe_new(gw->cfg->dedupe_ttl_ms, OC_LIMIT_DEDUPE_MAX);
-	if (!s->dedupe) {
+	if (!s->dedupe || recover(gw, s) != 0) {
+		pd_dedupe_free(s->dedupe);
 		pc_mfree(s);
 		return -1;
 	}
@@ -817,8 +1100,13 @@ int pd_agent_init(pd_gw *gw)
 
 void pd_agent_sweep(pd_gw *gw)
 {
-	if (gw->agent)
-		pd_dedupe_sweep(st(gw)->dedupe, pd_now_ms());
+	if (!gw->agent)
+		return;
+	int64_t now = pd_now_ms();
+	pd_dedupe_sweep(st(gw)->dedupe, now);
+	/* the store forgets what the cache forgot (a failure only delays it) */
+	if (gw->store)
+		pd_store_idem_prune(gw->store, now, gw->cfg->dedupe_ttl_ms, OC_LIMIT_DEDUPE_MAX);
 }
 
 void pd_agent_conn_gone(pd_conn *c)
@@ -829,6 +1117,8 @@ void pd_agent_conn_gone(pd_conn *c)
 	for (pd_run *r = s->runs; r; r = r->next) {
 		if (r->requester == c)
 			r->requester = NULL;
+		if (r->starter == c)
+			r->starter = NULL;
 		for (pd_wait *w = r->waits; w; w = w->next)
 			if (w->conn == c)
 				w->conn = NULL;
@@ -836,9 +1126,12 @@ void pd_agent_conn_gone(pd_conn *c)
 	for (pd_wait *w = s->orphan_waits; w; w = w->next)
 		if (w->conn == c)
 			w->conn = NULL;
-	for (pd_send_job *j = g_jobs; j; j = j->next)
+	for (pd_send_job *j = g_jobs; j; j = j->next) {
 		if (j->first.conn == c)
 			j->first.conn = NULL;
+		if (j->starter == c)
+			j->starter = NULL;
+	}
 	for (pd_send_asker *a = g_askers; a; a = a->next)
 		if (a->conn == c)
 			a->conn = NULL; /* answered into the void when the delivery ends */

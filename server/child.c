@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 #include "child.h"
+#include "exec_line.h"
 #include "pc_alloc.h"
 
 extern char **environ;
@@ -296,49 +297,27 @@ static void on_written(uv_write_t *w, int status)
 
 /* ---- stdout: JSON lines ------------------------------------------------- */
 
-static bool is_blank(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
-			return false;
-	return true;
-}
-
-static bool str_member(const json_t *o, const char *key)
-{
-	return json_is_string(json_object_get(o, key));
-}
-
-static bool opt_object(const json_t *o, const char *key)
-{
-	const json_t *v = json_object_get(o, key);
-	return !v || json_is_object(v);
-}
-
 /* One complete line (without its newline). */
 static void on_line(pd_child *c, const char *s, size_t n)
 {
-	if (n && s[n - 1] == '\r')
-		n--;
-	if (is_blank(s, n))
-		return; /* stray empty lines are harmless */
-	json_error_t jerr;
-	json_t *msg = json_loadb(s, n, JSON_REJECT_DUPLICATES, &jerr);
-	const char *type = json_string_value(json_object_get(msg, "type"));
-	if (!type)
-		type = "";
-	if (!strcmp(type, "delta") && str_member(msg, "text")) {
+	json_t *msg;
+	switch (pd_exec_line_parse(s, n, &msg)) {
+	case PD_EXEC_BLANK:
+		return;
+	case PD_EXEC_DELTA:
+	case PD_EXEC_TOOL:
 		if (c->ops->on_message)
 			c->ops->on_message(c->arg, msg);
-	} else if (!strcmp(type, "tool") && str_member(msg, "name") && opt_object(msg, "data")) {
-		if (c->ops->on_message)
-			c->ops->on_message(c->arg, msg);
-	} else if (!strcmp(type, "final") && str_member(msg, "text") && opt_object(msg, "data")) {
+		break;
+	case PD_EXEC_FINAL:
 		decide(c, PD_CHILD_FINAL, msg, NULL);
-	} else if (!strcmp(type, "error") && str_member(msg, "message")) {
+		break;
+	case PD_EXEC_ERROR:
 		decide(c, PD_CHILD_ERROR, msg, json_string_value(json_object_get(msg, "message")));
-	} else {
+		break;
+	case PD_EXEC_INVALID:
 		fail(c, "wrote an invalid line");
+		break;
 	}
 	json_decref(msg);
 }

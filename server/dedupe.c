@@ -309,6 +309,42 @@ pd_dedupe_result pd_dedupe_begin(pd_dedupe *d, const char *key, const unsigned c
 	return PD_DEDUPE_NEW;
 }
 
+int pd_dedupe_restore(pd_dedupe *d, const char *key, const unsigned char fp[PD_DEDUPE_FP_LEN], int64_t created_ms,
+                      json_t *final, int64_t finished_ms)
+{
+	uint64_t h = key && final ? hash_key(d, key) : 0;
+	if (!key || !final || lookup(d, key, h)) {
+		json_decref(final);
+		return -1;
+	}
+	pd_dedupe_entry *e = entry_add(d, key, h, fp, created_ms);
+	if (!e) {
+		json_decref(final);
+		return -1;
+	}
+	e->state = DONE;
+	e->final = final;
+	e->finished_ms = finished_ms;
+	d->n_active--;
+	/* keep the DONE list in finish order: restored rows come oldest first,
+	 * so this walk is normally empty */
+	pd_dedupe_entry *after = d->newest;
+	while (after && after->finished_ms > finished_ms)
+		after = after->older;
+	e->older = after;
+	e->newer = after ? after->newer : d->oldest;
+	if (e->older)
+		e->older->newer = e;
+	else
+		d->oldest = e;
+	if (e->newer)
+		e->newer->older = e;
+	else
+		d->newest = e;
+	d->n_done++;
+	return 0;
+}
+
 pd_dedupe_entry *pd_dedupe_find(pd_dedupe *d, const char *key)
 {
 	return lookup(d, key, hash_key(d, key));
@@ -422,6 +458,11 @@ int64_t pd_dedupe_created_ms(const pd_dedupe_entry *e)
 int64_t pd_dedupe_finished_ms(const pd_dedupe_entry *e)
 {
 	return e->finished_ms;
+}
+
+const unsigned char *pd_dedupe_fp(const pd_dedupe_entry *e)
+{
+	return e->fp;
 }
 
 const json_t *pd_dedupe_final(const pd_dedupe_entry *e)

@@ -20,6 +20,10 @@
  * treats an expired DONE entry it meets as absent, so the TTL is exact for
  * lookups even between sweeps. Every call but the sweep is O(1) on average.
  *
+ * The cache itself is memory only; agent.c mirrors every claim and final in
+ * the store and puts finished entries back with pd_dedupe_restore() at
+ * start (decision 0010).
+ *
  * Single-threaded (the loop thread); nothing locks.
  *
  * Ownership: the cache owns its entries, their key copies, stored final
@@ -78,6 +82,16 @@ void pd_dedupe_free(pd_dedupe *d);
  * REPLAY, *out is the entry (BORROWED); on CONFLICT and OOM it is NULL. */
 pd_dedupe_result pd_dedupe_begin(pd_dedupe *d, const char *key, const unsigned char fp[PD_DEDUPE_FP_LEN],
                                  int64_t now_ms, pd_dedupe_entry **out);
+/* Puts back a DONE entry that a previous process finished (agent.c loads
+ * them from the store at start): `key` (BORROWED, copied) with fingerprint
+ * `fp`, created at created_ms, finished at finished_ms with `final` (STOLEN,
+ * freed on failure too). Restore rows oldest first: the DONE list is kept in
+ * finish order (an out-of-order row walks back from the newest). 0, or -1
+ * when the key is already held, key/final is NULL or out of memory. The
+ * entry is swept like any other (TTL from finished_ms, max_entries). */
+int pd_dedupe_restore(pd_dedupe *d, const char *key, const unsigned char fp[PD_DEDUPE_FP_LEN], int64_t created_ms,
+                      json_t *final, int64_t finished_ms);
+
 /* The entry holding `key` in any state, or NULL. Pure lookup: an expired
  * DONE entry is still found until a sweep or begin removes it. */
 pd_dedupe_entry *pd_dedupe_find(pd_dedupe *d, const char *key);
@@ -103,7 +117,8 @@ void pd_dedupe_leave(pd_dedupe_entry *e, pd_dedupe_waiter *w);
 
 /* Drops expired DONE entries, then the oldest DONE ones beyond max_entries;
  * see the top of this file. Finish order is taken as time order, so now_ms
- * must come from one monotonic clock (uv_now()) throughout. */
+ * must come from one clock throughout. agent.c uses the wall clock
+ * (pd_now_ms()): restored entries carry finish times from an earlier process. */
 void pd_dedupe_sweep(pd_dedupe *d, int64_t now_ms);
 
 /* ---- entry fields ---- */
@@ -112,6 +127,7 @@ bool pd_dedupe_is_done(const pd_dedupe_entry *e);    /* false while ACTIVE */
 int64_t pd_dedupe_created_ms(const pd_dedupe_entry *e);
 int64_t pd_dedupe_finished_ms(const pd_dedupe_entry *e); /* 0 while ACTIVE */
 const json_t *pd_dedupe_final(const pd_dedupe_entry *e); /* BORROWED; NULL while ACTIVE */
+const unsigned char *pd_dedupe_fp(const pd_dedupe_entry *e); /* BORROWED, PD_DEDUPE_FP_LEN bytes */
 void pd_dedupe_set_owner(pd_dedupe_entry *e, void *owner);
 void *pd_dedupe_owner(const pd_dedupe_entry *e);
 

@@ -18,6 +18,9 @@
 #include "msg_out.h"
 #include "pairing.h"
 #include "pc_alloc.h"
+#include "listener.h"
+#include "rx_guard.h"
+#include "ws_rx.h"
 
 /* lws 4.1 keeps the close opcode private (enum value 4, between HTTP=3 and
  * PING=5, see lws-write.h); lws_write() handles it like its own close. */
@@ -185,73 +188,25 @@ static pd_conn *conn_new(pd_gw *gw, struct lws *wsi)
 	return c;
 }
 
-/* Appends to the reassembly buffer; false when the message exceeds `limit`. */
-static bool rx_append(pd_conn *c, const void *in, size_t len, size_t limit)
-{
-	if (c->rx_len + len > limit)
-		return false;
-	if (c->rx_len + len + 1 > c->rx_cap) {
-		size_t cap = c->rx_cap ? c->rx_cap : 4096;
-		while (cap < c->rx_len + len + 1)
-			cap *= 2;
-		char *p = pc_malloc(cap);
-		if (!p)
-			return false;
-		if (c->rx_len)
-			memcpy(p, c->rx, c->rx_len);
-		pc_mfree(c->rx);
-		c->rx = p;
-		c->rx_cap = cap;
-	}
-	memcpy(c->rx + c->rx_len, in, len);
-	c->rx_len += len;
-	c->rx[c->rx_len] = '\0';
-	return true;
-}
-
-/* Drops the reassembly buffer once a message is done: only messages that
- * arrive in several callbacks use it, and an idle socket keeps nothing. */
-static void rx_reset(pd_conn *c)
-{
-	c->rx_len = 0;
-	pc_mfree(c->rx);
-	c->rx = NULL;
-	c->rx_cap = 0;
-}
-
 static int on_receive(pd_conn *c, const void *in, size_t len)
 {
 	struct lws *wsi = c->wsi;
-	bool authed = c->state == PD_CONN_READY;
-	size_t limit = authed ? (size_t)c->gw->cfg->max_payload_bytes
-	                      : (size_t)OC_LIMIT_MAX_PREAUTH_PAYLOAD_BYTES;
-	if (lws_is_first_fragment(wsi))
-		rx_reset(c);
-	if (c->state == PD_CONN_CLOSING)
+	const char *msg;
+	size_t n;
+	bool last = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
+	switch (pd_ws_rx(c, in, len, lws_is_first_fragment(wsi), last, &msg, &n)) {
+	case PD_WS_RX_MESSAGE:
+		pd_conn_message(c, msg, n);
+		pd_ws_rx_reset(c);
 		return 0;
-	/* the usual case: the whole message in this callback, used in place
-	 * (no copy, and no buffer kept per idle socket) */
-	if (c->rx_len == 0 && lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi) &&
-	    lws_is_first_fragment(wsi)) {
-		if (len > limit) {
-			lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);
-			c->state = PD_CONN_CLOSING;
-			return -1;
-		}
-		pd_conn_message(c, in, len);
-		return 0;
-	}
-	if (!rx_append(c, in, len, limit)) {
+	case PD_WS_RX_TOO_LARGE:
 		/* 1009 with an empty reason, as the ws library upstream sends */
 		lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);
 		c->state = PD_CONN_CLOSING;
 		return -1;
-	}
-	if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+	default: /* more to come, or dropped while closing */
 		return 0;
-	pd_conn_message(c, c->rx, c->rx_len);
-	rx_reset(c);
-	return 0;
+	}
 }
 
 /* Writes the queued messages while the socket takes them (what lws could
@@ -357,6 +312,11 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 		gw = gw_of(wsi);
 		if (gw->stopping)
 			return 1;
+		if (!pd_rx_guard_can_upgrade(lws_get_socket_fd(wsi))) {
+			/* after a chunked body the frame checks would be blind */
+			lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, "Upgrade after a chunked body");
+			return 1;
+		}
 		lws_get_peer_simple(wsi, ip, sizeof ip);
 		if (!pd_preauth_admit(gw, ip)) {
 			lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
@@ -369,6 +329,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 		pss->c = conn_new(gw, wsi);
 		if (!pss->c || !preauth_take(gw, pss->c))
 			return -1;
+		pd_rx_guard_upgraded(lws_get_socket_fd(wsi), pss->c);
 		lws_sul_schedule(gw->ctx, 0, &pss->c->sul_handshake, handshake_timeout,
 		                 gw->cfg->handshake_timeout_ms * LWS_US_PER_MS);
 		send_challenge(pss->c);
@@ -384,6 +345,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 		/* non-zero: our close is already out, so do not echo theirs */
 		return pss->c->close_sent ? 1 : 0;
 	case LWS_CALLBACK_CLOSED:
+		pd_rx_guard_close(lws_get_socket_fd(wsi));
+		pd_listener_fd_freed(gw_of(wsi)->listener);
 		if (pss->c) {
 			pd_conn_destroy(pss->c);
 			pss->c = NULL;
@@ -429,6 +392,7 @@ static void finish_stop(pd_gw *gw)
 	uv_close((uv_handle_t *)&gw->sig_term, NULL);
 	uv_close((uv_handle_t *)&gw->sig_int, NULL);
 	pd_agent_fini(gw);
+	pd_listener_close(gw->listener);
 	/* lws closes its own handles; the loop ends once all are closed */
 	lws_context_destroy(gw->ctx);
 	gw->ctx = NULL;
@@ -463,6 +427,15 @@ static void on_signal(uv_signal_t *s, int signum)
 {
 	(void)signum;
 	begin_stop(s->data);
+}
+
+/* The stream guard stopped a WebSocket's input (from inside lws's read:
+ * the close is queued, WRITEABLE sends it). */
+static void on_guard_verdict(void *owner, int verdict)
+{
+	pd_conn *c = owner;
+	if (verdict == PD_RXG_BAD_MASK)
+		pd_conn_close(c, LWS_CLOSE_STATUS_PROTOCOL_ERR, NULL); /* RFC 6455 §5.1 */
 }
 
 /* ---- setup --------------------------------------------------------------- */
@@ -511,10 +484,20 @@ int pd_gw_run(const pd_config *cfg)
 	idle->secs_since_valid_ping = (uint16_t)cfg->keepalive_secs;
 	idle->secs_since_valid_hangup = (uint16_t)(cfg->keepalive_secs * 2);
 
+	/* pincerd listens itself (listener.h): bind before lws starts */
+	static pd_listener listener;
+	if (pd_listener_bind(&listener, cfg->listen_host, cfg->port, err, sizeof err) != 0) {
+		fprintf(stderr, "pincerd: %s\n", err);
+		return PD_EXIT_SOFTWARE;
+	}
+	gw->listener = &listener;
+	uint64_t max_fds = listener.fd_limit && listener.fd_limit < (1u << 20) ? listener.fd_limit : (1u << 20);
+	if (pd_rx_guard_init((size_t)max_fds, on_guard_verdict) != 0)
+		return PD_EXIT_SOFTWARE;
+
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof info);
-	info.port = cfg->port;
-	info.iface = cfg->listen_host;
+	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
 	protocols[0].per_session_data_size = pd_http_pss_size;
 	info.protocols = protocols;
 	info.pvo = &pvo;
@@ -532,14 +515,12 @@ int pd_gw_run(const pd_config *cfg)
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 
 	gw->ctx = lws_create_context(&info);
-	/* with a foreign loop lws returns a context even when the listen
-	 * socket could not be bound; it has no vhost then */
-	if (!gw->ctx || !lws_get_vhost_by_name(gw->ctx, "default")) {
-		/* Nothing to serve. lws leaves half-initialised uv handles in
-		 * this case (running the loop to close them crashes in 4.1), so
-		 * exit without tearing the context down. */
-		fprintf(stderr, "pincerd: cannot listen on %s:%d (in use, or not an address of this host)\n",
-		        cfg->listen_host, cfg->port);
+	gw->vhost = gw->ctx ? lws_get_vhost_by_name(gw->ctx, "default") : NULL;
+	if (!gw->vhost || pd_listener_start(&listener, &gw->loop, gw->vhost) != 0) {
+		/* lws leaves half-initialised uv handles when it fails (running
+		 * the loop to close them crashes in 4.1), so exit without
+		 * tearing the context down. */
+		fprintf(stderr, "pincerd: cannot start serving on %s:%d\n", cfg->listen_host, cfg->port);
 		fflush(stderr);
 		_exit(PD_EXIT_SOFTWARE);
 	}
@@ -588,6 +569,7 @@ int pd_gw_run(const pd_config *cfg)
 			pc_mfree(s);
 		}
 	pc_mfree(idle);
+	pd_rx_guard_fini();
 	fprintf(stderr, "pincerd: stopped\n");
 	return gw->exit_code;
 }

@@ -119,6 +119,7 @@ struct pd_conn {
 	bool presence_tracked; /* listed in presence (not cli/backend/probe) */
 	uint64_t seq;        /* last event seq sent */
 	int unauthorized_role_errors; /* consecutive; > 10 closes the socket */
+	int agent_runs;      /* runs and deliveries it started still going (agent.c run cap) */
 };
 
 /* ---- the gateway ------------------------------------------------------- */
@@ -136,6 +137,7 @@ struct pd_gw {
 	uv_loop_t loop;
 	struct lws_context *ctx;
 	struct lws_vhost *vhost;
+	struct pd_listener *listener; /* the listening socket (listener.h) */
 	uv_signal_t sig_term, sig_int;
 	uv_timer_t tick_timer, health_timer, shutdown_timer;
 	uv_check_t hello_check; /* releases held hello-oks after the turn's I/O */

@@ -1,8 +1,10 @@
 /*
- * main.c - pincerd: parse the configuration, print how to connect, run.
+ * main.c - pincerd: parse the configuration, hide secrets from the process
+ * list, print how to connect, run.
  */
 #include <sodium.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "fd_limit.h"
 #include "gw.h"
@@ -17,6 +19,7 @@ int main(int argc, char **argv)
 		return PD_EXIT_SOFTWARE;
 	}
 	int rc = pd_config_load(&cfg, argc, argv, &exit_now, err, sizeof err);
+	pd_config_hide_secrets(argc, argv); /* cfg holds its own copies */
 	if (exit_now) {
 		printf("%s\n", err);
 		pd_config_free(&cfg);
@@ -27,7 +30,14 @@ int main(int argc, char **argv)
 		pd_config_free(&cfg);
 		return rc;
 	}
-	if (cfg.token_generated)
+	/* The token only where a person sees it: stderr redirected to a log
+	 * (systemd, docker, nohup) gets the file's path, never the token. */
+	if (cfg.token_generated && !isatty(STDERR_FILENO))
+		fprintf(stderr,
+		        "pincerd: gateway token kept in %s (not printed: stderr is not a terminal)\n"
+		        "connect: ws://%s:%d  with connect params auth.token set to the content of that file\n",
+		        cfg.token_path, cfg.listen_host, cfg.port);
+	else if (cfg.token_generated)
 		fprintf(stderr,
 		        "pincerd: gateway token (generated on first start, kept in %s):\n"
 		        "  %s\n"

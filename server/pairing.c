@@ -4,7 +4,8 @@
  * pending request an operator approves), device-token issue, and the
  * device.pair.* / device.token.* / gateway.identity.get methods.
  * Upstream behaviour (SPEC.md §4) except where noted: a retry from the same
- * device keeps its requestId, and token plaintexts are derived, not stored.
+ * device keeps its requestId, and token plaintexts are derived, not stored,
+ * from a key kept outside the database (decision 0011).
  */
 #include <ctype.h>
 #include <sodium.h>
@@ -16,6 +17,7 @@
 #include "pc_alloc.h"
 #include "pairing.h"
 #include "store.h"
+#include "token_key.h"
 
 /* ---- small JSON helpers ------------------------------------------------ */
 
@@ -191,6 +193,25 @@ static json_t *token_mint(pd_gw *gw, json_t *rec, const char *role, const json_t
 	token_hash_hex(tok, hex);
 	sodium_memzero(tok, sizeof tok);
 	json_object_set_new(t, "hash", json_string(hex));
+	return t;
+}
+
+/* The plaintext of entry `t` into `out`, for hello-ok. When the key no
+ * longer derives the stored hash (a replaced or lost key file, or a record
+ * from before decision 0011 whose token came from the identity seed) the
+ * token is rotated with its scopes: the stored hash alone still verified
+ * the old token, but nothing can give it out again. Returns the entry. */
+static json_t *token_issue(pd_gw *gw, json_t *rec, json_t *t, const char *role, int64_t now,
+                           char out[PD_DEVICE_TOKEN_CHARS + 1])
+{
+	char hex[65];
+	token_derive(gw, jstr(rec, "deviceId"), role, json_integer_value(json_object_get(t, "generation")), out);
+	token_hash_hex(out, hex);
+	const char *stored = jstr(t, "hash");
+	if (stored && strlen(stored) == 64 && sodium_memcmp(hex, stored, 64) == 0)
+		return t;
+	t = token_mint(gw, rec, role, json_object_get(t, "scopes"), now);
+	token_derive(gw, jstr(rec, "deviceId"), role, json_integer_value(json_object_get(t, "generation")), out);
 	return t;
 }
 
@@ -589,8 +610,7 @@ bool pd_device_connect(pd_conn *c, const char *id, const oc_ConnectParams *p, pd
 	if (!grant->by_device_token &&
 	    (!t || json_object_get(t, "revokedAtMs") || !all_covered(json_object_get(t, "scopes"), scopes)))
 		t = token_mint(gw, rec, role_name(role), scopes, now);
-	token_derive(gw, p->device.id, role_name(role), json_integer_value(json_object_get(t, "generation")),
-	             grant->token);
+	t = token_issue(gw, rec, t, role_name(role), now, grant->token);
 	grant->has_token = true;
 	grant->issued_at_ms = token_issued_at(t);
 	if (grant->by_device_token)
@@ -942,6 +962,9 @@ void pd_m_gateway_identity_get(pd_conn *c, const char *id, const json_t *params)
 
 int pd_pairing_open(pd_gw *gw, char *err, size_t errlen)
 {
+	/* the device-token key: its own file, never in the database */
+	if (pd_token_key_load(gw->cfg->state_dir, gw->token_key, NULL, err, errlen) != 0)
+		return -1;
 	gw->store = pd_store_open(gw->cfg->state_dir, err, errlen);
 	if (!gw->store)
 		return -1;
@@ -953,10 +976,6 @@ int pd_pairing_open(pd_gw *gw, char *err, size_t errlen)
 	}
 	pd_dp_device_id(gw->identity_pk, gw->identity_id);
 	pd_dp_b64url(gw->identity_pk, 32, gw->identity_b64, sizeof gw->identity_b64);
-	/* the device-token key: bound to the identity, separate from signing */
-	static const char label[] = "pincer device token key v1";
-	crypto_generichash(gw->token_key, sizeof gw->token_key, (const unsigned char *)label, sizeof label - 1,
-	                   gw->identity_sk, 32);
 	return 0;
 }
 

@@ -5,7 +5,8 @@
  *
  * Device tokens are never stored: a token is HMAC-SHA256(token key, deviceId
  * | role | generation), so the gateway can hand the same token out again
- * while only its hash is kept (decision 0006).
+ * while only its hash is kept (decision 0006). The key is in its own file,
+ * never in the database (token_key.h, decision 0011).
  */
 #ifndef PD_PAIRING_H
 #define PD_PAIRING_H

@@ -6,6 +6,7 @@
  * inputs are known to be valid:
  *
  *   1. flags        argv into `flags` (borrowed pointers into argv)
+ *   1b. secret files --token-file / --password-file: first line, owned
  *   2. environment  getenv into `envs` (borrowed), numbers parsed
  *   3. paths        state dir and config path resolved (~ expanded)
  *   4. config file  parsed with jansson into `filecfg` (borrowed from the
@@ -209,6 +210,8 @@ static bool is_loopback_host(const char *h)
 
 typedef struct flags {
 	const char *port, *bind, *bind_host, *auth, *token, *password, *state_dir, *config; /* borrowed from argv */
+	const char *token_file, *password_file;                                             /* borrowed from argv */
+	char *file_token, *file_password; /* OWNED: first lines of those files; token/password then point here */
 	int port_value;
 	pd_bind_mode bind_value;
 	pd_auth_mode auth_value;
@@ -216,6 +219,7 @@ typedef struct flags {
 
 static const char usage_text[] = "usage: pincerd [--port N] [--bind loopback|lan|custom] [--bind-host HOST]\n"
                                  "               [--auth token|password|none] [--token TOKEN] [--password PASSWORD]\n"
+                                 "               [--token-file FILE] [--password-file FILE]\n"
                                  "               [--state-dir DIR] [--config FILE] [--help] [--version]";
 
 /* Maps a --bind / gateway.bind value; returns the message for a bad one. */
@@ -288,6 +292,8 @@ static int parse_flags(load_ctx *cx, flags *f, int argc, char **argv, bool *exit
 	    {"--auth", &f->auth},
 	    {"--token", &f->token},
 	    {"--password", &f->password},
+	    {"--token-file", &f->token_file},
+	    {"--password-file", &f->password_file},
 	    {"--state-dir", &f->state_dir},
 	    {"--config", &f->config},
 	    {"--help", NULL},
@@ -334,6 +340,90 @@ static int parse_flags(load_ctx *cx, flags *f, int argc, char **argv, bool *exit
 		if (rc != PD_EXIT_OK)
 			return rc;
 		*table[k].slot = v; /* a repeated flag: the last one wins */
+	}
+	if (f->token && f->token_file)
+		return fail(cx, PD_EXIT_USAGE, "--token and --token-file: give only one of them");
+	if (f->password && f->password_file)
+		return fail(cx, PD_EXIT_USAGE, "--password and --password-file: give only one of them");
+	return PD_EXIT_OK;
+}
+
+/* ---- stage 1b: secret files ------------------------------------------------- */
+
+/* NEW: the first line of `path` (its "\n" and a "\r" before it trimmed) into
+ * *out. Messages name the flag and the file, never what it holds. Regular
+ * files and pipes (`--token-file <(pass show gw)`) are accepted. */
+static int secret_file_read(load_ctx *cx, const char *flag, const char *path, char **out)
+{
+	char buf[TOKEN_FILE_MAX + 1];
+	size_t len = 0;
+	int rc = PD_EXIT_OK;
+	/* O_NONBLOCK: opening a FIFO without a writer must not hang */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	struct stat st;
+	if (fd < 0)
+		return fail(cx, PD_EXIT_CONFIG, "%s %s: cannot open: %s", flag, path, strerror(errno));
+	if (fstat(fd, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode))) {
+		close(fd);
+		return fail(cx, PD_EXIT_CONFIG, "%s %s: not a regular file", flag, path);
+	}
+	if (S_ISFIFO(st.st_mode))
+		(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	while (len < sizeof buf && !memchr(buf, '\n', len)) {
+		ssize_t n = read(fd, buf + len, sizeof buf - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = fail(cx, PD_EXIT_CONFIG, "%s %s: cannot read: %s", flag, path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	char *nl = memchr(buf, '\n', len);
+	if (!nl && len > TOKEN_FILE_MAX) {
+		rc = fail(cx, PD_EXIT_CONFIG, "%s %s: first line longer than %d bytes", flag, path, TOKEN_FILE_MAX);
+		goto out;
+	}
+	len = nl ? (size_t)(nl - buf) : len;
+	if (len > 0 && buf[len - 1] == '\r')
+		len--;
+	buf[len] = '\0';
+	if (len == 0) {
+		rc = fail(cx, PD_EXIT_CONFIG, "%s %s: the first line is empty", flag, path);
+		goto out;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f) {
+			rc = fail(cx, PD_EXIT_CONFIG, "%s %s: contains control characters", flag, path);
+			goto out;
+		}
+	}
+	const char *why = secret_problem(buf);
+	if (why)
+		rc = fail(cx, PD_EXIT_CONFIG, "%s %s: %s", flag, path, why);
+	else if (!(*out = pc_strdup(buf)))
+		rc = fail_oom(cx);
+out:
+	sodium_memzero(buf, sizeof buf);
+	close(fd);
+	return rc;
+}
+
+/* --token-file / --password-file into f->token / f->password. */
+static int secret_files(load_ctx *cx, flags *f)
+{
+	int rc;
+	if (f->token_file) {
+		if ((rc = secret_file_read(cx, "--token-file", f->token_file, &f->file_token)))
+			return rc;
+		f->token = f->file_token;
+	}
+	if (f->password_file) {
+		if ((rc = secret_file_read(cx, "--password-file", f->password_file, &f->file_password)))
+			return rc;
+		f->password = f->file_password;
 	}
 	return PD_EXIT_OK;
 }
@@ -569,7 +659,11 @@ static int file_pincer(load_ctx *cx, filecfg *fc)
 		cfg->agent_exec = v && strcmp(json_string_value(v), "exec") == 0;
 		if ((rc = strings_member(cx, agent, "command", "pincer.agent.command", true, &cfg->agent_argv)) ||
 		    (rc = int_member(cx, agent, "timeoutMs", "pincer.agent.timeoutMs", 1, INT32_MAX,
-		                     &cfg->agent_timeout_ms)))
+		                     &cfg->agent_timeout_ms)) ||
+		    (rc = int_member(cx, agent, "maxConcurrentRuns", "pincer.agent.maxConcurrentRuns", 1, 100000,
+		                     &cfg->agent_max_runs)) ||
+		    (rc = int_member(cx, agent, "maxRunsPerSocket", "pincer.agent.maxRunsPerSocket", 1, 100000,
+		                     &cfg->agent_max_runs_per_socket)))
 			return rc;
 		if (cfg->agent_exec && !cfg->agent_argv)
 			return fail_key(cx, "pincer.agent.command", "required when pincer.agent.backend is \"exec\"");
@@ -661,6 +755,11 @@ static int file_load(load_ctx *cx, filecfg *fc, const char *path, bool required)
 	json_error_t jerr;
 	fc->root = json_loadf(fp, JSON_REJECT_DUPLICATES, &jerr);
 	fclose(fp);
+	/* jansson quotes the text near the error ("near '...'"), which may be
+	 * a secret: keep only what went wrong */
+	char *near = strstr(jerr.text, " near '");
+	if (near)
+		*near = '\0';
 	if (!fc->root)
 		return fail(cx, PD_EXIT_CONFIG, "config %s: invalid JSON at line %d, column %d: %s", path, jerr.line,
 		            jerr.column, jerr.text);
@@ -950,6 +1049,8 @@ static int load(load_ctx *cx, pd_config *cfg, const flags *f, const envs *e, fil
 	return PD_EXIT_OK;
 }
 
+static void free_secret(char *s);
+
 int pd_config_load(pd_config *cfg, int argc, char **argv, bool *exit_now, char *err, size_t errlen)
 {
 	load_ctx cx = {.err = err, .errlen = errlen, .config_path = "?"};
@@ -979,6 +1080,8 @@ int pd_config_load(pd_config *cfg, int argc, char **argv, bool *exit_now, char *
 	cfg->echo_delay_ms = 40;
 	cfg->dedupe_ttl_ms = 300000;
 	cfg->agent_timeout_ms = 600000;
+	cfg->agent_max_runs = 32;
+	cfg->agent_max_runs_per_socket = 4;
 	cfg->rate_limit.max_attempts = 10;
 	cfg->rate_limit.window_ms = 60000;
 	cfg->rate_limit.lockout_ms = 300000;
@@ -987,10 +1090,14 @@ int pd_config_load(pd_config *cfg, int argc, char **argv, bool *exit_now, char *
 
 	rc = parse_flags(&cx, &f, argc, argv, exit_now);
 	if (rc == PD_EXIT_OK && !*exit_now)
+		rc = secret_files(&cx, &f);
+	if (rc == PD_EXIT_OK && !*exit_now)
 		rc = read_env(&cx, &e, cfg);
 	if (rc == PD_EXIT_OK && !*exit_now)
 		rc = load(&cx, cfg, &f, &e, &fc);
 	json_decref(fc.root);
+	free_secret(f.file_token);
+	free_secret(f.file_password);
 	if (rc != PD_EXIT_OK)
 		pd_config_free(cfg);
 	return rc;
@@ -1001,6 +1108,33 @@ static void free_secret(char *s)
 	if (s) {
 		sodium_memzero(s, strlen(s));
 		pc_mfree(s);
+	}
+}
+
+/* "x" and NULs over a secret's bytes: ps shows "--token x". */
+static void blank(char *v)
+{
+	size_t n = strlen(v);
+	if (n > 0) {
+		memset(v, 0, n);
+		v[0] = 'x';
+	}
+}
+
+void pd_config_hide_secrets(int argc, char **argv)
+{
+	static const char *const names[] = {"--token", "--password"};
+	for (int i = 1; i < argc && argv[i]; i++) {
+		for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+			size_t n = strlen(names[k]);
+			if (strncmp(argv[i], names[k], n) != 0)
+				continue;
+			if (argv[i][n] == '=')
+				blank(argv[i] + n + 1);
+			else if (argv[i][n] == '\0' && i + 1 < argc && argv[i + 1])
+				blank(argv[++i]);
+			break;
+		}
 	}
 }
 

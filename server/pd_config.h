@@ -35,8 +35,8 @@ typedef struct pd_config {
 	pd_bind_mode bind;        /* --bind > gateway.bind > loopback */
 	char *listen_host;        /* address to listen on: 127.0.0.1, 0.0.0.0 or gateway.customBindHost */
 	pd_auth_mode auth_mode;   /* --auth > gateway.auth.mode > password if a password is set, else token */
-	char *token;              /* --token > gateway.auth.token > OPENCLAW_GATEWAY_TOKEN > generated; NULL if unused */
-	char *password;           /* --password > gateway.auth.password > OPENCLAW_GATEWAY_PASSWORD; NULL if none */
+	char *token;              /* --token or --token-file > gateway.auth.token > OPENCLAW_GATEWAY_TOKEN > generated; NULL if unused */
+	char *password;           /* --password or --password-file > gateway.auth.password > OPENCLAW_GATEWAY_PASSWORD; NULL if none */
 	bool token_generated;     /* token came from <state_dir>/gateway-token (created on first start) */
 	char *token_path;         /* that file's path when token_generated */
 	char *state_dir;          /* --state-dir > OPENCLAW_STATE_DIR > $HOME/.pincer; created 0700 */
@@ -59,6 +59,12 @@ typedef struct pd_config {
 	bool agent_exec;
 	char **agent_argv;
 	int64_t agent_timeout_ms;     /* default 600000 */
+	/* pincer.agent.maxConcurrentRuns (default 32) / .maxRunsPerSocket
+	 * (default 4): agent runs, chat.send runs and send deliveries going on at
+	 * once, gateway-wide / started by one socket; beyond them UNAVAILABLE
+	 * with retryAfterMs (a duplicate joining a run is not a new run) */
+	int64_t agent_max_runs;
+	int64_t agent_max_runs_per_socket;
 	/* pincer.channels.command: argv of the delivery command `send` runs */
 	char **channel_argv;
 
@@ -81,7 +87,9 @@ typedef struct pd_config {
 } pd_config;
 
 /* Parses argv (flags: --port N --bind MODE [--bind-host H] --auth MODE --token T
- * --password P --state-dir DIR --config FILE, and --help/--version), the
+ * --password P --token-file F --password-file F (the first line of F, as if
+ * given with --token/--password) --state-dir DIR --config FILE, and
+ * --help/--version), the
  * environment and the config file into `cfg`; creates the state dir and, in
  * token mode without a configured token, reads or creates
  * <state_dir>/gateway-token (mode 0600, 32 random bytes as base64url).
@@ -90,6 +98,13 @@ typedef struct pd_config {
  * `*exit_now` is set for --help/--version (message in err, exit code 0).
  * On failure nothing stays allocated and `cfg` is zeroed. */
 int pd_config_load(pd_config *cfg, int argc, char **argv, bool *exit_now, char *err, size_t errlen);
+
+/* Overwrites the values of --token/--password (both "--token T" and
+ * "--token=T") in argv with "x" and NULs, so that ps and /proc/PID/cmdline
+ * stop showing them. Call after pd_config_load() (which copies what it
+ * keeps); argv must be writable (main's is). Until then the secret is
+ * visible: --token-file/--password-file or the environment avoid that. */
+void pd_config_hide_secrets(int argc, char **argv);
 
 /* Releases everything pd_config_load() allocated; safe on a zeroed struct. */
 void pd_config_free(pd_config *cfg);

@@ -216,13 +216,13 @@ static bool has_ci(const char *hay, const char *needle)
 
 /* ---- hooks -------------------------------------------------------------------- */
 
-static void append(pd_gw *gw, const char *role, const char *key, const char *agent_id, const char *run_id,
-                   const char *text)
+static int append(pd_gw *gw, const char *role, const char *key, const char *agent_id, const char *run_id,
+                  const char *text)
 {
 	if (!gw->store || !key || !*key) {
 		fprintf(stderr, "pincerd: sessions: %s message not kept (%s)\n", role,
 		        gw->store ? "no session key" : "no store");
-		return;
+		return -1;
 	}
 	char agent[256];
 	if (!agent_id || !*agent_id)
@@ -234,23 +234,25 @@ static void append(pd_gw *gw, const char *role, const char *key, const char *age
 		json_decref(msg);
 		msg = NULL;
 	}
+	int rc = -1;
 	if (!msg)
 		fprintf(stderr, "pincerd: sessions: %s message not kept (out of memory or not UTF-8)\n", role);
-	else if (pd_store_message_append(gw->store, key, agent_id, msg, now, NULL) != 0)
+	else if ((rc = pd_store_message_append(gw->store, key, agent_id, msg, now, NULL)) != 0)
 		fprintf(stderr, "pincerd: sessions: %s message not kept (the store failed)\n", role);
 	json_decref(msg);
+	return rc;
 }
 
-void pd_sessions_user_message(pd_gw *gw, const char *session_key, const char *agent_id, const char *run_id,
-                              const char *text)
+int pd_sessions_user_message(pd_gw *gw, const char *session_key, const char *agent_id, const char *run_id,
+                             const char *text)
 {
-	append(gw, "user", session_key, agent_id, run_id, text);
+	return append(gw, "user", session_key, agent_id, run_id, text);
 }
 
-void pd_sessions_assistant_message(pd_gw *gw, const char *session_key, const char *agent_id, const char *run_id,
-                                   const char *text)
+int pd_sessions_assistant_message(pd_gw *gw, const char *session_key, const char *agent_id, const char *run_id,
+                                  const char *text)
 {
-	append(gw, "assistant", session_key, agent_id, run_id, text);
+	return append(gw, "assistant", session_key, agent_id, run_id, text);
 }
 
 json_t *pd_sessions_recent(pd_gw *gw, const char *session_key, int limit)

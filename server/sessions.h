@@ -18,12 +18,16 @@
 /* Transcript entries: {role, content:[{type:"text", text}], timestamp,
  * runId?}. Appends the user's message (at run start) / the assistant's final
  * text (at run end) to the session's transcript, creating the session on the
- * first one. agent_id NULL: taken from an "agent:<id>:..." key, else "main".
- * run_id may be NULL. Failures are logged, never fatal. */
-void pd_sessions_user_message(pd_gw *gw, const char *session_key, const char *agent_id, const char *run_id,
-                              const char *text);
-void pd_sessions_assistant_message(pd_gw *gw, const char *session_key, const char *agent_id, const char *run_id,
-                                   const char *text);
+ * first one, in one transaction (a savepoint when the caller has one open:
+ * agent.c writes them together with the run's idempotency record).
+ * agent_id NULL: taken from an "agent:<id>:..." key, else "main". run_id may
+ * be NULL. 0 when the message is committed (or part of the caller's open
+ * transaction), -1 when it is not (logged; pd_store_last_error() says why):
+ * the caller must then fail the request, not acknowledge it. */
+int pd_sessions_user_message(pd_gw *gw, const char *session_key, const char *agent_id, const char *run_id,
+                             const char *text);
+int pd_sessions_assistant_message(pd_gw *gw, const char *session_key, const char *agent_id, const char *run_id,
+                                  const char *text);
 
 /* NEW array of the session's last `limit` (<= 0: all) user and assistant
  * messages as {role, text}, oldest first (the exec backend's `history`);

@@ -67,6 +67,13 @@ enum stmt_id {
 	ST_MSG_PUT,
 	ST_MSG_PAGE,
 	ST_MSG_DEL,
+	ST_IDEM_BEGIN,
+	ST_IDEM_FINISH,
+	ST_IDEM_DEL,
+	ST_IDEM_ACTIVE,
+	ST_IDEM_LOAD,
+	ST_IDEM_PRUNE_TTL,
+	ST_IDEM_PRUNE_MAX,
 	ST_COUNT
 };
 
@@ -116,6 +123,23 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_MSG_PAGE] = "SELECT seq, record FROM messages WHERE session_key = ?1 AND seq < ?2"
 	                " ORDER BY seq DESC LIMIT ?3 OFFSET ?4",
 	[ST_MSG_DEL] = "DELETE FROM messages WHERE session_key = ?1",
+	/* idempotency: a claim replaces whatever row the key had (the cache
+	 * only claims a key it holds no live entry for) */
+	[ST_IDEM_BEGIN] = "INSERT INTO idempotency(key, fingerprint, state, final, created_at_ms, finished_at_ms)"
+	                  " VALUES(?1, ?2, 'active', NULL, ?3, NULL) ON CONFLICT(key) DO UPDATE"
+	                  " SET fingerprint = excluded.fingerprint, state = 'active', final = NULL,"
+	                  " created_at_ms = excluded.created_at_ms, finished_at_ms = NULL",
+	[ST_IDEM_FINISH] = "UPDATE idempotency SET state = 'done', final = ?2, finished_at_ms = ?3"
+	                   " WHERE key = ?1 AND state = 'active'",
+	[ST_IDEM_DEL] = "DELETE FROM idempotency WHERE key = ?1",
+	[ST_IDEM_ACTIVE] = "SELECT key, fingerprint, created_at_ms FROM idempotency WHERE state = 'active' ORDER BY key",
+	[ST_IDEM_LOAD] = "SELECT key, fingerprint, final, created_at_ms, finished_at_ms FROM"
+	                 " (SELECT * FROM idempotency WHERE state = 'done' AND finished_at_ms > ?1"
+	                 " ORDER BY finished_at_ms DESC, key LIMIT ?2) ORDER BY finished_at_ms, key",
+	[ST_IDEM_PRUNE_TTL] = "DELETE FROM idempotency WHERE state = 'done' AND finished_at_ms <= ?1",
+	[ST_IDEM_PRUNE_MAX] = "DELETE FROM idempotency WHERE state = 'done' AND key NOT IN"
+	                      " (SELECT key FROM idempotency WHERE state = 'done'"
+	                      " ORDER BY finished_at_ms DESC, key LIMIT ?1)",
 };
 
 /* Version 1. Tables are created in one transaction with the version bump,
@@ -143,7 +167,20 @@ static const char schema_v2[] =
 	"PRAGMA user_version = 2;"
 	"COMMIT;";
 
+/* Version 3 (from 2): the idempotency records (SPEC §8, decision 0010). A
+ * row is 'active' from the claim until the final is stored ('done'); the
+ * final is the response's JSON text, replayed as it is. */
+static const char schema_v3[] =
+	"BEGIN IMMEDIATE;"
+	"CREATE TABLE idempotency(key TEXT PRIMARY KEY, fingerprint BLOB NOT NULL,"
+	" state TEXT NOT NULL CHECK(state IN ('active', 'done')), final TEXT,"
+	" created_at_ms INTEGER NOT NULL, finished_at_ms INTEGER);"
+	"CREATE INDEX idempotency_finished ON idempotency(state, finished_at_ms);"
+	"PRAGMA user_version = 3;"
+	"COMMIT;";
+
 struct pd_store {
+	char last_err[160]; /* the last failure's SQLite text (pd_store_last_error) */
 	sqlite3 *db;
 	int lock_fd;
 	int tx_depth; /* pd_store_tx() nesting */
@@ -175,7 +212,8 @@ __attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errl
  * constraint, ...) but never the bound values, so no record leaks here. */
 static int db_fail(pd_store *s, const char *what)
 {
-	fprintf(stderr, "pincerd: store: %s: %s\n", what, sqlite3_errmsg(s->db));
+	snprintf(s->last_err, sizeof s->last_err, "%s", sqlite3_errmsg(s->db));
+	fprintf(stderr, "pincerd: store: %s: %s\n", what, s->last_err);
 	return -1;
 }
 
@@ -448,9 +486,29 @@ static int configure(sqlite3 *db, const char *path, char *err, size_t errlen)
 			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;
 	}
+	if (version < 3 && sqlite3_exec(db, schema_v3, NULL, NULL, NULL) != SQLITE_OK) {
+		set_err(err, errlen, "store %s: cannot migrate the schema to version 3: %s", path, sqlite3_errmsg(db));
+		if (!sqlite3_get_autocommit(db))
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	/* a damaged file must stop the start, not fail requests one by one
+	 * later: quick_check reads every page (0.24 s for a 62 MB database
+	 * with 100,000 messages, measured 2026-12-07 on a loaded 2-core box) */
+	if (pragma_text(db, "PRAGMA quick_check(1)", val, sizeof val) != SQLITE_OK)
+		goto fail;
+	if (strcmp(val, "ok") != 0) {
+		set_err(err, errlen, "store %s is damaged (integrity check: %.60s); move it away to start afresh", path,
+		        val);
+		return -1;
+	}
 	return 0;
-fail:
-	set_err(err, errlen, "store %s: %s", path, sqlite3_errmsg(db));
+fail:;
+	int code = sqlite3_errcode(db);
+	if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT)
+		set_err(err, errlen, "store %s is damaged (%s); move it away to start afresh", path, sqlite3_errmsg(db));
+	else
+		set_err(err, errlen, "store %s: %s", path, sqlite3_errmsg(db));
 	return -1;
 }
 
@@ -1175,4 +1233,156 @@ int pd_store_session_delete(pd_store *s, const char *session_key)
 	if (pd_store_tx(s, delete_tx, &a) != 0)
 		return -1;
 	return a.deleted > 0 ? 1 : 0;
+}
+
+/* ---- idempotency records ------------------------------------------------------------ */
+
+const char *pd_store_last_error(const pd_store *s)
+{
+	return s && s->last_err[0] ? s->last_err : "unknown error";
+}
+
+int pd_store_idem_begin(pd_store *s, const char *key, const unsigned char fp[32], int64_t now_ms)
+{
+	sqlite3_stmt *st = s->st[ST_IDEM_BEGIN];
+	if (!usable_key(key) || bind_str(st, 1, key) != SQLITE_OK ||
+	    sqlite3_bind_blob(st, 2, fp, 32, SQLITE_STATIC) != SQLITE_OK || sqlite3_bind_int64(st, 3, now_ms) != SQLITE_OK) {
+		finish(st);
+		return db_fail(s, "idempotency: begin");
+	}
+	return run(s, st, "idempotency: begin");
+}
+
+int pd_store_idem_finish(pd_store *s, const char *key, const json_t *final, int64_t now_ms)
+{
+	size_t len;
+	char *text = json_is_object(final) ? dump_record(final, &len) : NULL;
+	if (!text)
+		return oom_fail("idempotency");
+	sqlite3_stmt *st = s->st[ST_IDEM_FINISH];
+	int rc = -1;
+	if (bind_str(st, 1, key) == SQLITE_OK && sqlite3_bind_text(st, 2, text, (int)len, SQLITE_STATIC) == SQLITE_OK &&
+	    sqlite3_bind_int64(st, 3, now_ms) == SQLITE_OK)
+		rc = run(s, st, "idempotency: finish");
+	else
+		db_fail(s, "idempotency: finish");
+	finish(st);
+	pc_mfree(text);
+	if (rc == 0 && sqlite3_changes(s->db) != 1) {
+		snprintf(s->last_err, sizeof s->last_err, "no active record for the key");
+		fprintf(stderr, "pincerd: store: idempotency: finish: no active record for %s\n", loggable(key));
+		rc = -1;
+	}
+	return rc;
+}
+
+int pd_store_idem_delete(pd_store *s, const char *key)
+{
+	sqlite3_stmt *st = s->st[ST_IDEM_DEL];
+	if (bind_str(st, 1, key) != SQLITE_OK) {
+		finish(st);
+		return db_fail(s, "idempotency: delete");
+	}
+	return run_delete(s, st, "idempotency: delete");
+}
+
+/* The (key, fingerprint) columns 0 and 1 of an idempotency row into a NEW
+ * {key, fingerprint (hex)}; NULL for a malformed row (reported; *oom tells
+ * a failed allocation). */
+static json_t *idem_row(sqlite3_stmt *st, bool *oom)
+{
+	const char *key = (const char *)sqlite3_column_text(st, 0);
+	const void *fp = sqlite3_column_blob(st, 1);
+	*oom = false;
+	if (!key || !fp || sqlite3_column_bytes(st, 1) != 32) {
+		*oom = sqlite3_errcode(sqlite3_db_handle(st)) == SQLITE_NOMEM;
+		if (!*oom)
+			fprintf(stderr, "pincerd: store: idempotency: ignoring a row without key or fingerprint\n");
+		return NULL;
+	}
+	char hex[65];
+	sodium_bin2hex(hex, sizeof hex, fp, 32);
+	json_t *row = json_pack("{s:s, s:s}", "key", key, "fingerprint", hex);
+	*oom = !row;
+	return row;
+}
+
+/* Steps an idempotency SELECT into a NEW array; `done` rows carry a final
+ * (column 2), created (3) and finished (4) times, active rows created (2). */
+static json_t *idem_fetch(pd_store *s, sqlite3_stmt *st, bool done)
+{
+	json_t *arr = json_array();
+	bool oom = !arr;
+	int rc = SQLITE_DONE;
+	while (!oom && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *row = idem_row(st, &oom);
+		if (!row)
+			continue;
+		if (done) {
+			const char *text = (const char *)sqlite3_column_text(st, 2);
+			json_error_t jerr = { 0 };
+			json_t *final = text ? json_loadb(text, (size_t)sqlite3_column_bytes(st, 2), 0, &jerr) : NULL;
+			if (!json_is_object(final)) {
+				oom = json_error_code(&jerr) == json_error_out_of_memory;
+				if (!oom)
+					fprintf(stderr, "pincerd: store: idempotency: ignoring the corrupt final of %s\n",
+					        loggable(json_string_value(json_object_get(row, "key"))));
+				json_decref(final);
+				json_decref(row);
+				continue;
+			}
+			oom = !set_new(row, "final", final) ||
+			      !set_new(row, "createdAt", json_integer(sqlite3_column_int64(st, 3))) ||
+			      !set_new(row, "finishedAt", json_integer(sqlite3_column_int64(st, 4)));
+		} else {
+			oom = !set_new(row, "createdAt", json_integer(sqlite3_column_int64(st, 2)));
+		}
+		if (oom)
+			json_decref(row);
+		else if (json_array_append_new(arr, row) != 0) /* steals row either way */
+			oom = true;
+	}
+	if (oom)
+		oom_fail("idempotency");
+	else if (rc != SQLITE_DONE)
+		db_fail(s, "idempotency: load");
+	finish(st);
+	if (oom || rc != SQLITE_DONE) {
+		json_decref(arr);
+		return NULL;
+	}
+	return arr;
+}
+
+json_t *pd_store_idem_active(pd_store *s)
+{
+	return idem_fetch(s, s->st[ST_IDEM_ACTIVE], false);
+}
+
+json_t *pd_store_idem_load(pd_store *s, int64_t now_ms, int64_t ttl_ms, size_t max)
+{
+	sqlite3_stmt *st = s->st[ST_IDEM_LOAD];
+	if (sqlite3_bind_int64(st, 1, expiry_cutoff(now_ms, ttl_ms)) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, max > INT64_MAX ? INT64_MAX : (int64_t)max) != SQLITE_OK)
+		return bind_fail(s, st, "idempotency: load");
+	return idem_fetch(s, st, true);
+}
+
+int pd_store_idem_prune(pd_store *s, int64_t now_ms, int64_t ttl_ms, size_t max)
+{
+	sqlite3_stmt *st = s->st[ST_IDEM_PRUNE_TTL];
+	if (sqlite3_bind_int64(st, 1, expiry_cutoff(now_ms, ttl_ms)) != SQLITE_OK) {
+		finish(st);
+		return db_fail(s, "idempotency: prune");
+	}
+	int a = run_delete(s, st, "idempotency: prune");
+	if (a < 0)
+		return -1;
+	st = s->st[ST_IDEM_PRUNE_MAX];
+	if (sqlite3_bind_int64(st, 1, max > INT64_MAX ? INT64_MAX : (int64_t)max) != SQLITE_OK) {
+		finish(st);
+		return db_fail(s, "idempotency: prune");
+	}
+	int b = run_delete(s, st, "idempotency: prune");
+	return b < 0 ? -1 : a + b;
 }

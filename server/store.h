@@ -1,7 +1,9 @@
 /*
  * store.h - pincerd's durable state: the gateway's own identity, paired
- * devices, pending pairing requests and the agent sessions with their
- * transcripts, in <state_dir>/state/pincer.sqlite.
+ * devices, pending pairing requests, the agent sessions with their
+ * transcripts and the idempotency records, in
+ * <state_dir>/state/pincer.sqlite. A database that is not one, or fails
+ * SQLite's quick_check, is refused at open ("... is damaged ...").
  *
  * One process owns a state dir: pd_store_open() takes an exclusive lock on
  * <state_dir>/state/pincer.lock and fails while another store holds it.
@@ -30,7 +32,7 @@ extern "C" {
 #define PD_STORE_SUBDIR "state"
 #define PD_STORE_DB_NAME "pincer.sqlite"
 #define PD_STORE_LOCK_NAME "pincer.lock"
-#define PD_STORE_SCHEMA_VERSION 2 /* 1: identity, paired, pending; 2: + sessions, messages */
+#define PD_STORE_SCHEMA_VERSION 3 /* 1: identity, paired, pending; 2: + sessions, messages; 3: + idempotency */
 
 typedef struct pd_store pd_store;
 
@@ -112,6 +114,38 @@ json_t *pd_store_session_list(pd_store *s, const char *agent_id, int limit, int 
 int pd_store_session_reset(pd_store *s, const char *session_key, int64_t now_ms);
 /* Deletes the session and its transcript. 1 deleted, 0 absent, -1 error. */
 int pd_store_session_delete(pd_store *s, const char *session_key);
+
+/* ---- idempotency records (decision 0010): one row per claimed cache key
+ * ("agent:<key>", "chat:<key>", "send:<key>"), with the request's params
+ * fingerprint (32 bytes), state 'active' (claimed, no final yet) or 'done'
+ * (final = the response's members as a JSON object, replayed as stored),
+ * created/finished times (wall-clock ms). A commit is in the WAL before the
+ * call returns, so it survives a kill of the process (not a power loss:
+ * synchronous=NORMAL). ---- */
+
+/* Claims `key`: writes an active row, replacing any row the key had. 0 or -1. */
+int pd_store_idem_begin(pd_store *s, const char *key, const unsigned char fp[32], int64_t now_ms);
+/* Stores the final (BORROWED object) of the key's active row, which becomes
+ * done at now_ms. 0, or -1 on error or when the key has no active row. */
+int pd_store_idem_finish(pd_store *s, const char *key, const json_t *final, int64_t now_ms);
+/* Deletes the key's row (a claim given up before anything ran): 1, 0 absent, -1. */
+int pd_store_idem_delete(pd_store *s, const char *key);
+/* NEW array of the active rows as {key, fingerprint (64 hex digits),
+ * createdAt}, by key; NULL on error. */
+json_t *pd_store_idem_active(pd_store *s);
+/* NEW array of the newest `max` done rows finished after now_ms - ttl_ms, as
+ * {key, fingerprint, final, createdAt, finishedAt}, oldest first (corrupt
+ * rows skipped, reported); NULL on error. */
+json_t *pd_store_idem_load(pd_store *s, int64_t now_ms, int64_t ttl_ms, size_t max);
+/* Deletes the done rows finished at or before now_ms - ttl_ms, then all but
+ * the newest `max` done rows (active rows are never deleted here). The
+ * number deleted, or -1. */
+int pd_store_idem_prune(pd_store *s, int64_t now_ms, int64_t ttl_ms, size_t max);
+
+/* The SQLite text of the last failed statement ("database or disk is
+ * full", ...), for error messages; "unknown error" when none. BORROWED,
+ * valid until the next call. */
+const char *pd_store_last_error(const pd_store *s);
 
 /* Runs fn(s, arg) inside one transaction (BEGIN IMMEDIATE ... COMMIT), rolled
  * back when fn returns non-zero. Calls nest (inner ones become savepoints).

@@ -69,6 +69,10 @@ static const char *daemon_path(void)
 #ifndef DAEMON_ENV
 #define DAEMON_ENV NULL
 #endif
+/* DAEMON_NOFILE: an open-files limit (soft and hard) for the daemon */
+#ifdef DAEMON_NOFILE
+#include <sys/resource.h>
+#endif
 
 /* Starts the daemon (DAEMON_ENV set in the child only) and waits until it
  * accepts. 0, or -1 with a message. */
@@ -96,6 +100,11 @@ static int daemon_setup(void **state)
 		}
 		for (size_t i = 0; env && env[i]; i++)
 			putenv((char *)env[i]);
+#ifdef DAEMON_NOFILE
+		struct rlimit rl = {.rlim_cur = DAEMON_NOFILE, .rlim_max = DAEMON_NOFILE};
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			_exit(126);
+#endif
 		execl(daemon_path(), "pincerd", "--port", port, "--token", "t", "--state-dir", state_dir, (char *)NULL);
 		_exit(127);
 	}

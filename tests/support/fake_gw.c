@@ -3,6 +3,8 @@
  * that copy gw.c (conn_new, conn_free, handle_message, on_writeable) say so;
  * keep them in step with server/gw.c.
  */
+#include <limits.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +14,55 @@
 #include "pairing.h"
 #include "pc_alloc.h"
 #include "presence.h"
+#include "store.h"
 #include "tmpdir.c"
+
+/* The per-run part of the gateway (everything but the store and the loop):
+ * what fake_gw_reset() rebuilds between inputs. */
+static void gw_up(fake_gw *f)
+{
+	pd_gw *gw = &f->gw;
+	pd_rl_init(&gw->rl, gw->cfg);
+	if (pd_agent_init(gw) != 0 || (!gw->presence && !(gw->presence = pd_presence_new())))
+		abort();
+	gw->sv_presence = 1;
+	gw->sv_health = 1;
+	pd_health_refresh(gw, false);
+}
+
+/* Tears down what gw_up built. The presence table is emptied, not freed
+ * (a 20 KiB calloc per fuzz input otherwise); the gateway's own presence
+ * row (built from boot_id and started_ms, which a reset keeps) stays. */
+static bool kept(const pd_conn *c, pd_conn *const *keep, size_t n_keep)
+{
+	for (size_t i = 0; i < n_keep; i++)
+		if (keep[i] == c)
+			return true;
+	return false;
+}
+
+static void gw_down(fake_gw *f, pd_conn *const *keep, size_t n_keep)
+{
+	pd_gw *gw = &f->gw;
+	gw->stopping = true; /* no presence broadcasts while tearing down */
+	for (pd_conn *c = gw->conns, *next; c; c = next) {
+		next = c->next;
+		if (!kept(c, keep, n_keep))
+			fake_conn_free(c);
+	}
+	json_decref(gw->health);
+	gw->health = NULL;
+	json_decref(gw->presence_cache);
+	gw->presence_cache = NULL;
+	pd_presence_prune(gw->presence, INT64_MAX / 2); /* every socket is gone: every row goes */
+	pc_mfree(gw->health_result);
+	gw->health_result = NULL;
+	pd_rl_fini(&gw->rl);
+	pd_agent_fini(gw);
+	while (uv_run(&gw->loop, UV_RUN_NOWAIT))
+		;
+	gw->stopping = false;
+}
 
 void fake_gw_init(fake_gw *f, pd_auth_mode mode, const char *token, const char *password)
 {
@@ -38,6 +88,8 @@ void fake_gw_init(fake_gw *f, pd_auth_mode mode, const char *token, const char *
 	cfg->auto_approve_local = true;
 	cfg->echo_delay_ms = 40;
 	cfg->dedupe_ttl_ms = 300000;
+	cfg->agent_max_runs = 32; /* pd_config's defaults */
+	cfg->agent_max_runs_per_socket = 4;
 	cfg->rate_limit.max_attempts = 10;
 	cfg->rate_limit.window_ms = 60000;
 	cfg->rate_limit.lockout_ms = 300000;
@@ -46,45 +98,85 @@ void fake_gw_init(fake_gw *f, pd_auth_mode mode, const char *token, const char *
 	/* as pd_gw_run() before the loop starts */
 	pd_gw *gw = &f->gw;
 	gw->cfg = cfg;
-	pd_rl_init(&gw->rl, cfg);
 	char err[256];
 	if (pd_pairing_open(gw, err, sizeof err) != 0) {
 		fprintf(stderr, "fake_gw: %s\n", err);
 		abort();
 	}
-	gw->started_ms = pd_now_ms();
-	if (uv_loop_init(&gw->loop) != 0 || pd_agent_init(gw) != 0 || !(gw->presence = pd_presence_new()))
+	if (uv_loop_init(&gw->loop) != 0)
 		abort();
-	gw->sv_presence = 1;
-	gw->sv_health = 1;
+	gw->started_ms = pd_now_ms();
 	pd_uuid4(gw->boot_id);
-	pd_health_refresh(gw, false);
+	gw_up(f);
 }
 
 void fake_gw_fini(fake_gw *f)
 {
 	pd_gw *gw = &f->gw;
-	gw->stopping = true; /* no presence broadcasts while tearing down */
-	while (gw->conns)
-		fake_conn_free(gw->conns);
-	json_decref(gw->health);
-	gw->health = NULL;
-	json_decref(gw->presence_cache);
-	gw->presence_cache = NULL;
-	json_decref(gw->presence_self);
-	gw->presence_self = NULL;
+	gw_down(f, NULL, 0);
 	pd_presence_free(gw->presence);
 	gw->presence = NULL;
-	pc_mfree(gw->health_result);
-	gw->health_result = NULL;
-	pd_rl_fini(&gw->rl);
+	json_decref(gw->presence_self);
+	gw->presence_self = NULL;
+	sqlite3_finalize(f->wipe_version);
+	sqlite3_close(f->wipe_db);
+	f->wipe_db = NULL;
+	f->wipe_version = NULL;
 	pd_pairing_close(gw);
-	pd_agent_fini(gw);
-	while (uv_run(&gw->loop, UV_RUN_NOWAIT))
-		;
 	uv_loop_close(&gw->loop);
 	tmpdir_remove(f->state_dir);
 	pd_handshake_cleanup();
+}
+
+/* Deletes the rows behind the store's back through a second connection,
+ * kept open across resets (WAL: the store's next statement sees them
+ * gone); the identity row stays. Skipped when the store committed nothing
+ * since the last wipe (PRAGMA data_version counts other connections'
+ * commits), so an input that wrote nothing costs no write. */
+static void wipe_store(fake_gw *f)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/%s/%s", f->state_dir, PD_STORE_SUBDIR, PD_STORE_DB_NAME);
+	char *msg = NULL;
+	if (!f->wipe_db && (sqlite3_open_v2(path, &f->wipe_db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+	                    sqlite3_exec(f->wipe_db, "PRAGMA synchronous=OFF", NULL, NULL, NULL) != SQLITE_OK ||
+	                    sqlite3_prepare_v2(f->wipe_db, "PRAGMA data_version", -1, &f->wipe_version, NULL) !=
+	                        SQLITE_OK))
+		goto fail;
+	if (sqlite3_step(f->wipe_version) != SQLITE_ROW)
+		goto fail;
+	int64_t v = sqlite3_column_int64(f->wipe_version, 0);
+	sqlite3_reset(f->wipe_version);
+	if (v == f->wipe_seen)
+		return;
+	f->wipe_seen = v;
+	if (sqlite3_exec(f->wipe_db,
+	                 "BEGIN IMMEDIATE; DELETE FROM messages; DELETE FROM sessions; DELETE FROM pending;"
+	                 " DELETE FROM paired; COMMIT;",
+	                 NULL, NULL, &msg) == SQLITE_OK)
+		return;
+fail:
+	fprintf(stderr, "fake_gw: cannot wipe %s: %s\n", path, msg ? msg : sqlite3_errmsg(f->wipe_db));
+	abort();
+}
+
+void fake_gw_reset(fake_gw *f)
+{
+	fake_gw_reset_keeping(f, NULL, 0);
+}
+
+void fake_gw_reset_keeping(fake_gw *f, pd_conn *const *keep, size_t n_keep)
+{
+	gw_down(f, keep, n_keep);
+	wipe_store(f);
+	gw_up(f);
+	/* what the teardown queued for them (aborted runs' answers) goes, and
+	 * their counters start again as on a fresh socket */
+	for (size_t i = 0; i < n_keep; i++) {
+		fake_conn_write(keep[i], NULL);
+		keep[i]->seq = 0;
+		keep[i]->unauthorized_role_errors = 0;
+	}
 }
 
 /* gw.c conn_new() + the ESTABLISHED bookkeeping (preauth_take), minus lws. */

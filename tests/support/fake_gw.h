@@ -25,6 +25,11 @@ typedef struct fake_gw {
 	char state_dir[64];
 	pd_gw gw;
 	pd_config cfg; /* strings are BORROWED (never passed to pd_config_free) */
+	/* fake_gw_reset's own connection and statement (OWNED), and the store's
+	 * data_version at the last wipe */
+	struct sqlite3 *wipe_db;
+	struct sqlite3_stmt *wipe_version;
+	long long wipe_seen;
 } fake_gw;
 
 /* A gateway in `mode` with the given secrets (either may be NULL) and the
@@ -32,6 +37,15 @@ typedef struct fake_gw {
 void fake_gw_init(fake_gw *f, pd_auth_mode mode, const char *token, const char *password);
 /* Frees every connection still open and the cached health/hello pieces. */
 void fake_gw_fini(fake_gw *f);
+/* Back to the state right after fake_gw_init, keeping the store open (its
+ * rows are deleted, the gateway identity stays) and the loop: for fuzzers
+ * that run many inputs against one gateway. */
+void fake_gw_reset(fake_gw *f);
+/* The same, but the READY sockets in keep[] stay open (their queues are
+ * emptied, their event seq and error counters start again): a fuzzer's
+ * fixed sockets need no handshake per input. Only sockets nothing in the
+ * input has closed may be kept. */
+void fake_gw_reset_keeping(fake_gw *f, pd_conn *const *keep, size_t n_keep);
 
 /* A new socket in PD_CONN_AWAIT_CONNECT, counted as pre-auth, as after
  * LWS_CALLBACK_ESTABLISHED (the challenge is not queued). NULL on OOM. */

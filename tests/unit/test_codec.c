@@ -50,6 +50,28 @@ static void test_parse_real_connect(void **state)
 	json_decref(params);
 }
 
+/* Found by fuzz-server (UBSan): an integral number too large for int64_t
+ * ("integer" to JSON Schema, a real to jansson) decoded with a plain cast,
+ * which is undefined; it saturates. */
+static void test_parse_huge_integral_real(void **state)
+{
+	(void)state;
+	/* signedAt has minimum 0: the negative side is the same code */
+	static const double v[] = { 1.79529e+85, 9223372036854775808.0, 9007199254740992.0, 42.0 };
+	static const int64_t want[] = { INT64_MAX, INT64_MAX, 9007199254740992LL, 42 };
+	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+		json_t *params = connect_params();
+		json_object_set_new(json_object_get(params, "device"), "signedAt", json_real(v[i]));
+		pc_arena arena = PC_ARENA_INIT;
+		pc_verrs errs;
+		oc_ConnectParams cp;
+		assert_int_equal(oc_ConnectParams_parse(params, &cp, &arena, &errs), 0);
+		assert_true(cp.device.signedAt == want[i]);
+		pc_arena_fini(&arena);
+		json_decref(params);
+	}
+}
+
 static void test_parse_rejects_with_upstream_text(void **state)
 {
 	(void)state;
@@ -213,6 +235,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_real_connect),
 		cmocka_unit_test(test_parse_rejects_with_upstream_text),
+		cmocka_unit_test(test_parse_huge_integral_real),
 		cmocka_unit_test(test_long_fixture_line),
 		cmocka_unit_test(test_parse_malloc_mode_and_free),
 		cmocka_unit_test(test_parse_oom),

@@ -182,6 +182,8 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.keepalive_secs, 25);
 	assert_int_equal(cfg.max_buffered_bytes, 52428800);
 	assert_int_equal(cfg.max_payload_bytes, 26214400);
+	assert_int_equal(cfg.agent_max_runs, 32);
+	assert_int_equal(cfg.agent_max_runs_per_socket, 4);
 
 	/* state dir created 0700 */
 	assert_int_equal(mode_of(cfg.state_dir), 0700);
@@ -544,6 +546,8 @@ static void test_config_errors(void **state)
 	     "gateway.auth.rateLimit.windowMs"},
 	    {"{\"gateway\": {\"auth\": {\"rateLimit\": {\"exemptLoopback\": 1}}}}",
 	     "gateway.auth.rateLimit.exemptLoopback"},
+	    {"{\"pincer\": {\"agent\": {\"maxConcurrentRuns\": 0}}}", "pincer.agent.maxConcurrentRuns: expected an integer"},
+	    {"{\"pincer\": {\"agent\": {\"maxRunsPerSocket\": \"4\"}}}", "pincer.agent.maxRunsPerSocket: expected an integer"},
 	    {"{\"gateway\": []}", "gateway: expected an object"},
 	    {"{\"gateway\": {\"port\": 1, \"port\": 2}}", "duplicate"},
 	    {"{\"gateway\": {}, \"gateway\": {}}", "duplicate"},
@@ -569,6 +573,18 @@ static void test_config_errors(void **state)
 	}
 	/* nothing was created on the way to an error */
 	assert_false(exists(P("home/.pincer")));
+}
+
+/* pincer.agent run caps (decision 0010) */
+static void test_run_caps(void **state)
+{
+	(void)state;
+	pd_config cfg;
+	const char *path = config("{\"pincer\": {\"agent\": {\"maxConcurrentRuns\": 7, \"maxRunsPerSocket\": 1}}}");
+	assert_int_equal(LOAD(&cfg, "--config", path), PD_EXIT_OK);
+	assert_int_equal(cfg.agent_max_runs, 7);
+	assert_int_equal(cfg.agent_max_runs_per_socket, 1);
+	pd_config_free(&cfg);
 }
 
 /* ---- bind and its safety rule --------------------------------------------------------- */
@@ -827,6 +843,99 @@ static void test_out_of_memory(void **state)
 	}
 }
 
+/* ---- secrets: files, argv, messages -------------------------------------------- */
+
+static void test_secret_files(void **state)
+{
+	(void)state;
+	pd_config cfg;
+	const char *path = config("{\"gateway\": {\"auth\": {\"token\": \"from-config\"}}}");
+	setenv("OPENCLAW_GATEWAY_TOKEN", "from-env", 1);
+	write_file(P("tok"), "from-file\nsecond line ignored\n", 0600);
+	write_file(P("pw"), "pw-from-file\r\n", 0600);
+
+	/* as the flag itself: over config and env */
+	assert_int_equal(LOAD(&cfg, "--config", path, "--token-file", P("tok")), PD_EXIT_OK);
+	assert_string_equal(cfg.token, "from-file");
+	assert_false(cfg.token_generated);
+	pd_config_free(&cfg);
+	char arg[600];
+	snprintf(arg, sizeof arg, "--password-file=%s", P("pw"));
+	assert_int_equal(LOAD(&cfg, arg), PD_EXIT_OK);
+	assert_string_equal(cfg.password, "pw-from-file");
+	assert_int_equal(cfg.auth_mode, PD_AUTH_PASSWORD);
+	pd_config_free(&cfg);
+
+	/* a pipe, as `--token-file <(pass show gw)` gives */
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	assert_int_equal(write(fds[1], "from-pipe\n", 10), 10);
+	close(fds[1]);
+	char dev[64];
+	snprintf(dev, sizeof dev, "/dev/fd/%d", fds[0]);
+	assert_int_equal(LOAD(&cfg, "--token-file", dev), PD_EXIT_OK);
+	assert_string_equal(cfg.token, "from-pipe");
+	pd_config_free(&cfg);
+	close(fds[0]);
+
+	/* one or the other; errors name the file, never its content */
+	assert_failed(LOAD(&cfg, "--token", "t", "--token-file", P("tok")), PD_EXIT_USAGE, &cfg, "--token-file");
+	assert_failed(LOAD(&cfg, "--password", "p", "--password-file", P("pw")), PD_EXIT_USAGE, &cfg,
+	              "--password-file");
+	assert_failed(LOAD(&cfg, "--token-file", P("nope")), PD_EXIT_CONFIG, &cfg, "No such file");
+	assert_non_null(strstr(err, P("nope")));
+	write_file(P("blank"), "  \n", 0600);
+	assert_failed(LOAD(&cfg, "--token-file", P("blank")), PD_EXIT_CONFIG, &cfg, "must not be empty or blank");
+	assert_non_null(strstr(err, P("blank")));
+	write_file(P("nul"), "null", 0600);
+	assert_failed(LOAD(&cfg, "--token-file", P("nul")), PD_EXIT_CONFIG, &cfg, "\"null\"");
+	static char big[5000];
+	memset(big, 'a', sizeof big - 1);
+	write_file(P("big"), big, 0600);
+	assert_failed(LOAD(&cfg, "--token-file", P("big")), PD_EXIT_CONFIG, &cfg, "first line longer than");
+	assert_null(strstr(err, "aaaa"));
+	assert_failed(LOAD(&cfg, "--token-file"), PD_EXIT_USAGE, &cfg, "--token-file: missing value");
+}
+
+/* pd_config_hide_secrets: the values of --token/--password become "x" +
+ * NULs in place, both forms; nothing else changes. */
+static void test_hide_secrets(void **state)
+{
+	(void)state;
+	char a0[] = "pincerd", a1[] = "--token", a2[] = "tok-secret", a3[] = "--password=pw-secret",
+	     a4[] = "--token-file", a5[] = "/some/file", a6[] = "--port", a7[] = "1234", a8[] = "--token=",
+	     a9[] = "--tokenish", a10[] = "keep", a11[] = "--password";
+	char *argv[] = {a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, NULL};
+	pd_config_hide_secrets(12, argv);
+	assert_memory_equal(a2, "x\0\0\0\0\0\0\0\0\0", sizeof a2);
+	assert_memory_equal(a3, "--password=x\0\0\0\0\0\0\0\0", sizeof a3);
+	assert_string_equal(a1, "--token");
+	assert_string_equal(a5, "/some/file");
+	assert_string_equal(a7, "1234");
+	assert_string_equal(a8, "--token=");
+	assert_string_equal(a10, "keep");
+	assert_string_equal(a11, "--password"); /* a trailing flag without a value */
+}
+
+/* The message for a config file that is not JSON never quotes it: the
+ * text near the error may be a secret. */
+static void test_config_error_hides_secret(void **state)
+{
+	(void)state;
+	pd_config cfg;
+	const char *cases[] = {
+	    "{\"gateway\": {\"auth\": {\"token\": \"SeCrEtVaLuE",
+	    "{\"gateway\": {\"auth\": {\"token\": SeCrEtVaLuE}}}",
+	    "{\"gateway\": {\"auth\": {\"password\": \"SeCrEtVaLuE\\u0000\"}}}",
+	};
+	for (size_t i = 0; i < COUNT(cases); i++) {
+		const char *path = config(cases[i]);
+		assert_failed(LOAD(&cfg, "--config", path), PD_EXIT_CONFIG, &cfg, "invalid JSON at line 1");
+		if (strstr(err, "SeCrEt"))
+			fail_msg("case %zu: the message quotes the secret: %s", i, err);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -840,10 +949,14 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_config_file_paths, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_config_ignored_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_run_caps, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bind, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_env_numbers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_secret_files, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_hide_secrets, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_config_error_hides_secret, setup, teardown),
 	};
 	size_t total = COUNT(tests);
 	char *home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;

@@ -462,6 +462,44 @@ static void test_max_entries(void **state)
 	pd_dedupe_free(d);
 }
 
+/* ---- restore (entries a previous process finished) ------------------------ */
+
+static void test_restore(void **state)
+{
+	(void)state;
+	pd_dedupe *d = pd_dedupe_new(1000, 2);
+	/* out of finish order on purpose: the DONE list must still be in order */
+	assert_int_equal(pd_dedupe_restore(d, "agent:b", FP_A, 5, final_n(2), 200), 0);
+	assert_int_equal(pd_dedupe_restore(d, "agent:a", FP_A, 5, final_n(1), 100), 0);
+	assert_int_equal(pd_dedupe_restore(d, "agent:c", FP_B, 5, final_n(3), 300), 0);
+	assert_int_equal(pd_dedupe_restore(d, "agent:a", FP_A, 5, final_n(9), 400), -1); /* held: final freed */
+	assert_int_equal(pd_dedupe_restore(d, NULL, FP_A, 5, final_n(9), 400), -1);
+	assert_int_equal(pd_dedupe_restore(d, "agent:x", FP_A, 5, NULL, 400), -1);
+	assert_int_equal(pd_dedupe_count(d), 3);
+	assert_int_equal(pd_dedupe_active(d), 0);
+
+	/* a restored entry replays, conflicts and knows its times */
+	pd_dedupe_entry *e = NULL;
+	assert_int_equal(pd_dedupe_begin(d, "agent:b", FP_A, 250, &e), PD_DEDUPE_REPLAY);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(pd_dedupe_final(e), "payload"), "n")), 2);
+	assert_int_equal(pd_dedupe_finished_ms(e), 200);
+	assert_int_equal(pd_dedupe_created_ms(e), 5);
+	assert_memory_equal(pd_dedupe_fp(e), FP_A, PD_DEDUPE_FP_LEN);
+	assert_int_equal(pd_dedupe_begin(d, "agent:c", FP_A, 250, &e), PD_DEDUPE_CONFLICT);
+
+	/* max 2: the oldest by finish time (a, 100) goes first, not the last restored */
+	pd_dedupe_sweep(d, 250);
+	assert_null(pd_dedupe_find(d, "agent:a"));
+	assert_non_null(pd_dedupe_find(d, "agent:b"));
+	assert_non_null(pd_dedupe_find(d, "agent:c"));
+	/* TTL counts from the restored finish time */
+	pd_dedupe_sweep(d, 1200);
+	assert_null(pd_dedupe_find(d, "agent:b"));
+	assert_non_null(pd_dedupe_find(d, "agent:c"));
+	assert_int_equal(pd_dedupe_begin(d, "agent:c", FP_B, 1300, &e), PD_DEDUPE_NEW); /* expired: free */
+	pd_dedupe_free(d);
+}
+
 /* ---- scale ---------------------------------------------------------------- */
 
 /* One round: 10 000 new keys, all finished, then a sweep. */
@@ -722,6 +760,7 @@ int main(void)
 	    cmocka_unit_test(test_reentrant),
 	    cmocka_unit_test(test_ttl),
 	    cmocka_unit_test(test_max_entries),
+	    cmocka_unit_test(test_restore),
 	    cmocka_unit_test(test_10k_bounded),
 	    cmocka_unit_test(test_active_never_evicted),
 	    cmocka_unit_test(test_begin_oom),

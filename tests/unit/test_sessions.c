@@ -371,13 +371,13 @@ static void test_migration_from_v1(void **state)
 	assert_int_equal(pd_store_paired_put(f->s, dev, 1), 0);
 	pd_store_close(f->s);
 	f->s = NULL;
-	assert_int_equal(peek_user_version(f->db), 2);
+	assert_int_equal(peek_user_version(f->db), PD_STORE_SCHEMA_VERSION);
 	/* what a version 1 database looks like */
-	peek_exec(f->db, "DROP TABLE messages; DROP TABLE sessions; PRAGMA user_version = 1;");
+	peek_exec(f->db, "DROP TABLE idempotency; DROP TABLE messages; DROP TABLE sessions; PRAGMA user_version = 1;");
 	assert_int_equal(peek_user_version(f->db), 1);
 	reopen(f);
 	assert_int_equal(peek_user_version(f->db), PD_STORE_SCHEMA_VERSION);
-	assert_int_equal(PD_STORE_SCHEMA_VERSION, 2);
+	assert_int_equal(PD_STORE_SCHEMA_VERSION, 3);
 	/* version 1 data is kept, the new tables work */
 	json_t *got = pd_store_paired_get(f->s, "dev-1");
 	assert_true(json_equal(got, dev));
@@ -392,24 +392,25 @@ static void test_migration_from_v1(void **state)
 	/* a newer schema is refused */
 	pd_store_close(f->s);
 	f->s = NULL;
-	peek_exec(f->db, "PRAGMA user_version = 3");
+	peek_exec(f->db, "PRAGMA user_version = 99");
 	char err[512] = "";
 	assert_null(pd_store_open(f->tmp, err, sizeof err));
 	assert_non_null(strstr(err, "newer"));
-	peek_exec(f->db, "PRAGMA user_version = 2");
+	peek_exec(f->db, "PRAGMA user_version = 3");
 	reopen(f);
 
 	/* a version 1 database whose migration cannot run (a table is in the
 	 * way) is refused with a message, and left as it was */
 	pd_store_close(f->s);
 	f->s = NULL;
-	peek_exec(f->db, "DROP TABLE messages; DROP TABLE sessions; CREATE TABLE messages(x); PRAGMA user_version = 1;");
+	peek_exec(f->db, "DROP TABLE idempotency; DROP TABLE messages; DROP TABLE sessions; CREATE TABLE messages(x);"
+	                 " PRAGMA user_version = 1;");
 	assert_null(pd_store_open(f->tmp, err, sizeof err));
 	assert_non_null(strstr(err, "migrate"));
 	assert_int_equal(peek_user_version(f->db), 1);
 	peek_exec(f->db, "DROP TABLE messages;");
 	reopen(f);
-	assert_int_equal(peek_user_version(f->db), 2);
+	assert_int_equal(peek_user_version(f->db), PD_STORE_SCHEMA_VERSION);
 }
 
 static void test_corrupt_rows(void **state)

@@ -255,11 +255,12 @@ static void test_bad_files(void **state)
 	fclose(fp);
 	assert_null(pd_store_open(f->state, err, sizeof err));
 	assert_non_null(strstr(err, f->db));
+	assert_non_null(strstr(err, "is damaged"));
 
 	/* a schema from a newer pincerd */
 	assert_int_equal(unlink(f->db), 0);
 	pd_store_close(open_ok(f));
-	peek_exec(f->db, "PRAGMA user_version = 3");
+	peek_exec(f->db, "PRAGMA user_version = 99");
 	assert_null(pd_store_open(f->state, err, sizeof err));
 	assert_non_null(strstr(err, "newer"));
 
@@ -683,7 +684,125 @@ static bool write_pass(pd_store *s)
 	ok &= p && pd_store_pending_put(s, p) == 0;
 	json_decref(r);
 	json_decref(p);
+	/* idempotency records: claim, final, both loads */
+	static const unsigned char fp[32] = { 1 };
+	json_t *fin = json_pack("{s:b, s:{s:s}}", "ok", 1, "payload", "runId", "oom");
+	ok &= pd_store_idem_begin(s, "agent:oom", fp, 1) == 0;
+	ok &= fin && pd_store_idem_finish(s, "agent:oom", fin, 2) == 0;
+	json_decref(fin);
+	json_t *l = pd_store_idem_load(s, 2, 1000, 10), *a = pd_store_idem_active(s);
+	ok &= json_array_size(l) == 1 && a != NULL;
+	json_decref(l);
+	json_decref(a);
 	return ok;
+}
+
+/* ---- idempotency records ----------------------------------------------------------- */
+
+static void test_idempotency_records(void **state)
+{
+	fixture *f = *state;
+	pd_store *s = open_ok(f);
+	unsigned char fa[32], fb[32];
+	memset(fa, 'a', sizeof fa);
+	memset(fb, 'b', sizeof fb);
+	json_t *fin = json_pack("{s:b, s:{s:s, s:s}}", "ok", 1, "payload", "runId", "k1", "status", "ok");
+
+	assert_int_equal(pd_store_idem_begin(s, "agent:k1", fa, 1000), 0);
+	assert_int_equal(pd_store_idem_begin(s, "chat:k2", fb, 1100), 0);
+	json_t *act = pd_store_idem_active(s);
+	const char *const both[] = { "agent:k1", "chat:k2", NULL };
+	assert_true(ids_are(act, "key", both));
+	char hex[65];
+	sodium_bin2hex(hex, sizeof hex, fa, 32);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(act, 0), "fingerprint")), hex);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(act, 0), "createdAt")), 1000);
+	json_decref(act);
+
+	/* finish: done with the final as given; only an active row finishes */
+	assert_int_equal(pd_store_idem_finish(s, "agent:k1", fin, 2000), 0);
+	assert_int_equal(pd_store_idem_finish(s, "agent:k1", fin, 2001), -1);
+	assert_int_equal(pd_store_idem_finish(s, "agent:nope", fin, 2001), -1);
+	assert_string_equal(pd_store_last_error(s), "no active record for the key");
+	const char *const k2[] = { "chat:k2", NULL };
+	act = pd_store_idem_active(s);
+	assert_true(ids_are(act, "key", k2));
+	json_decref(act);
+
+	/* it survives a reopen: same final text, same fingerprint */
+	pd_store_close(s);
+	s = open_ok(f);
+	json_t *done = pd_store_idem_load(s, 2500, 1000, 10);
+	const char *const k1[] = { "agent:k1", NULL };
+	assert_true(ids_are(done, "key", k1));
+	json_t *row = json_array_get(done, 0);
+	assert_true(json_equal(json_object_get(row, "final"), fin));
+	char *a = json_dumps(json_object_get(row, "final"), JSON_COMPACT), *b = json_dumps(fin, JSON_COMPACT);
+	assert_string_equal(a, b); /* member order kept: the replay is the same text */
+	free(a);
+	free(b);
+	assert_int_equal(json_integer_value(json_object_get(row, "finishedAt")), 2000);
+	assert_int_equal(json_integer_value(json_object_get(row, "createdAt")), 1000);
+	json_decref(done);
+	/* outside the TTL it is not loaded; max bounds the rows, newest kept */
+	done = pd_store_idem_load(s, 3000, 1000, 10);
+	assert_int_equal(json_array_size(done), 0);
+	json_decref(done);
+	for (int i = 0; i < 5; i++) {
+		char key[32];
+		snprintf(key, sizeof key, "send:m%d", i);
+		assert_int_equal(pd_store_idem_begin(s, key, fa, 2100 + i), 0);
+		assert_int_equal(pd_store_idem_finish(s, key, fin, 2100 + i), 0);
+	}
+	done = pd_store_idem_load(s, 2200, 1000, 3);
+	const char *const newest[] = { "send:m2", "send:m3", "send:m4", NULL };
+	assert_true(ids_are(done, "key", newest)); /* oldest first */
+	json_decref(done);
+
+	/* a claim replaces a done row (the cache had forgotten it) */
+	assert_int_equal(pd_store_idem_begin(s, "send:m0", fb, 2300), 0);
+	act = pd_store_idem_active(s);
+	assert_int_equal(json_array_size(act), 2);
+	json_decref(act);
+	assert_int_equal(pd_store_idem_delete(s, "send:m0"), 1);
+	assert_int_equal(pd_store_idem_delete(s, "send:m0"), 0);
+
+	/* prune: expired done rows, then all but the newest max done rows;
+	 * active rows stay */
+	/* TTL (finished <= 2101): agent:k1, send:m1; then max 2: send:m2 */
+	assert_int_equal(pd_store_idem_prune(s, 3101, 1000, 2), 3);
+	done = pd_store_idem_load(s, 3101, 100000, 100);
+	const char *const kept[] = { "send:m3", "send:m4", NULL };
+	assert_true(ids_are(done, "key", kept));
+	json_decref(done);
+	act = pd_store_idem_active(s);
+	assert_true(ids_are(act, "key", k2));
+	json_decref(act);
+	json_decref(fin);
+	pd_store_close(s);
+}
+
+/* A version 2 database (before the idempotency table) is migrated. */
+static void test_migrate_v2(void **state)
+{
+	fixture *f = *state;
+	pd_store *s = open_ok(f);
+	pd_store_close(s);
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE idempotency; PRAGMA user_version = 2;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	s = open_ok(f);
+	unsigned char fp[32] = { 0 };
+	assert_int_equal(pd_store_idem_begin(s, "agent:m", fp, 1), 0);
+	pd_store_close(s);
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), PD_STORE_SCHEMA_VERSION);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
 }
 
 static void test_out_of_memory(void **state)
@@ -748,6 +867,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idempotency_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_v2, setup, teardown),
 	};
 	size_t total = sizeof tests / sizeof tests[0];
 	setvbuf(stdout, NULL, _IOLBF, 0);
