@@ -152,7 +152,7 @@ static void wipe_store(fake_gw *f)
 	f->wipe_seen = v;
 	if (sqlite3_exec(f->wipe_db,
 	                 "BEGIN IMMEDIATE; DELETE FROM messages; DELETE FROM sessions; DELETE FROM pending;"
-	                 " DELETE FROM paired; COMMIT;",
+	                 " DELETE FROM paired; DELETE FROM idempotency; COMMIT;",
 	                 NULL, NULL, &msg) == SQLITE_OK)
 		return;
 fail:
