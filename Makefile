@@ -3,17 +3,35 @@ include config.mk
 
 PKGS      := jansson libpcre2-8 libsodium sqlite3
 PINCER_VERSION := 0.1.0
+
+# ---- compiler flags, known only after deps ----------------------------------
+# The pkg-config results live in build/flags.mk. GNU make remakes an included
+# makefile before it reads on, and its rule installs the missing packages
+# first: no pkg-config runs before deps has (a fresh machine has none).
+# Goals that compile nothing do not include it (make clean installs nothing).
+FLAGS_MK  := build/flags.mk
+NOFLAGS_GOALS := clean deps test-fresh
+PC_CFLAGS :=
+PC_LIBS   :=
+LWS_LIBS  :=
+ifneq ($(if $(MAKECMDGOALS),$(filter-out $(NOFLAGS_GOALS),$(MAKECMDGOALS)),all),)
+include $(FLAGS_MK)
+endif
+
 CFLAGS_W  := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers
 comma     := ,
 SAN_ON    := -fsanitize=address$(comma)undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 SANFLAGS  := $(if $(SAN),$(SAN_ON))
 BUILD     := build$(if $(SAN),-san,)
-CFLAGS    := $(OPT) $(CFLAGS_W) $(SANFLAGS) -Iruntime -Igenerated -Icodegen -Iserver -Iclients $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+CFLAGS    := $(OPT) $(CFLAGS_W) $(SANFLAGS) -Iruntime -Igenerated -Icodegen -Iserver -Iclients $(PC_CFLAGS)
+LDLIBS    := $(PC_LIBS) -lm
 LDFLAGS   := $(SANFLAGS)
 
 DEB_PKGS  := pkg-config libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libjansson-dev \
              libsqlite3-dev sqlite3 libsodium-dev libcmocka-dev libpcre2-dev json-schema-test-suite jq
+# command:package, installed when the command is missing (a node from
+# elsewhere, e.g. NodeSource's with its own npm, is kept)
+DEB_CMDS  := node:nodejs npm:npm
 
 # bin/ holds one flavour at a time (plain or sanitizer): switching flavour
 # drops the binaries so they are relinked from the right build directory.
@@ -31,7 +49,6 @@ BENCH_SRC := $(wildcard bench/*.c)
 BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 CONF_OBJ  := $(CONF_SRC:%.c=$(BUILD)/%.o)
-LWS_LIBS  := $(shell pkg-config --libs libwebsockets libuv 2>/dev/null)
 GEN_SRC   := $(filter-out codegen/main.c,$(wildcard codegen/*.c))
 RT_OBJ    := $(RT_SRC:%.c=$(BUILD)/%.o)
 GEN_OBJ   := $(GEN_SRC:%.c=$(BUILD)/%.o)
@@ -40,18 +57,31 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 
 .PHONY: conform-upstream all deps gen check-gen test test-unit test-jsts test-golden test-ajv test-conform clean run fuzz bench install test-install
+.PHONY: test-fresh
 all: deps bin/pincer-gen $(BUILD)/libpincer-proto.a bin/pincerd bin/pincer-conform bin/pincer
 
 # ---- dependencies ----------------------------------------------------------
 # Installs the Debian packages that are missing; a no-op when all are there.
+define DEPS_INSTALL
+@missing=""; for p in $(DEB_PKGS); do \
+  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+done; \
+for c in $(DEB_CMDS); do command -v $${c%%:*} >/dev/null 2>&1 || missing="$$missing $${c#*:}"; done; \
+if [ -n "$$missing" ]; then \
+  [ "$$(id -u)" -eq 0 ] || { echo "make deps: missing Debian packages:$$missing; run make deps as root"; exit 1; }; \
+  echo "make deps: installing$$missing (apt-get: waiting on the network)"; \
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --no-remove $$missing; \
+fi
+endef
 deps:
-	@missing=""; for p in $(DEB_PKGS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
-	fi
+	$(DEPS_INSTALL)
+
+$(FLAGS_MK): Makefile config.mk
+	$(DEPS_INSTALL)
+	@mkdir -p $(dir $@)
+	@c=$$(pkg-config --cflags $(PKGS)) && l=$$(pkg-config --libs $(PKGS)) && w=$$(pkg-config --libs libwebsockets libuv) || \
+	  { echo "pkg-config found no $(PKGS) libwebsockets libuv: see make deps"; exit 1; }; \
+	printf 'PC_CFLAGS := %s\nPC_LIBS := %s\nLWS_LIBS := %s\n' "$$c" "$$l" "$$w" >$@.tmp && mv $@.tmp $@
 
 # ---- libraries and tools ---------------------------------------------------
 $(BUILD)/%.o: %.c
@@ -123,10 +153,11 @@ install: deps $(INSTALL_BINS) $(BUILD)/libpincer-client.a $(BUILD)/libpincer-pro
 test-install:
 	@rm -rf $(BUILD)/install-test
 	@$(MAKE) --no-print-directory install DESTDIR= PREFIX=$(CURDIR)/$(BUILD)/install-test >/dev/null
-	PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/install-test/lib/pkgconfig \
-	  sh -c '$(CC) $(SANFLAGS) -Wall -Werror docs/sdk-example.c $$(pkg-config --cflags --libs pincer) -o $(BUILD)/install-test/sdk-example && \
-	         $(CC) $(SANFLAGS) -Wall -Werror docs/sdk-stubs-example.c $$(pkg-config --cflags --libs pincer) -o $(BUILD)/install-test/sdk-stubs-example'
-	@echo "docs/sdk-example.c and docs/sdk-stubs-example.c build against the installed SDK: 2 passed, 0 failed"
+	@PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/install-test/lib/pkgconfig $(TALLY) test-install \
+	  sh -c 'p=0; f=0; for ex in sdk-example sdk-stubs-example; do \
+	    if $(CC) $(SANFLAGS) -Wall -Werror docs/$$ex.c $$(pkg-config --cflags --libs pincer) -o $(BUILD)/install-test/$$ex; \
+	    then echo "docs/$$ex.c builds against the installed SDK"; p=$$((p + 1)); else f=$$((f + 1)); fi; \
+	  done; echo "$$p passed, $$f failed"; [ $$f -eq 0 ]'
 
 # ---- generated protocol code ----------------------------------------------
 GENERATED := generated/oc_types.h generated/oc_tables.c generated/oc_protocol.h generated/oc_index.c generated/oc_methods.def generated/oc_negative.json generated/oc_client.h
@@ -214,12 +245,17 @@ $(BUILD)/tests/fuzz_server_replay $(BUILD)/tests/fuzz_store_replay: $(BUILD)/tes
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LDLIBS) -luv
 
+# Every runner below is run through $(TALLY), which records its closing
+# "N passed, N failed" line in $(TALLY_FILE); make test ends with the sum.
+TALLY_FILE := $(BUILD)/tally.txt
+TALLY      := tests/tally.sh $(TALLY_FILE)
+
 test-unit: deps $(UNIT_BIN) $(FUZZ_REPLAY)
-	@tests/run-all.sh $(UNIT_BIN)
+	@$(TALLY) unit tests/run-all.sh $(UNIT_BIN)
+	@$(TALLY) tally-self-test tests/tally_test.sh
 	@for n in $(FUZZ_NAMES); do \
 	  c=tests/fuzz/corpus_$$n; [ $$n = frame ] && c=tests/fuzz/corpus; log=$(BUILD)/tests/fuzz_$${n}_replay.log; \
-	  printf '%s: ' "fuzz_$${n}_replay $$c"; \
-	  $(BUILD)/tests/fuzz_$${n}_replay $$c/* 2>$$log || { cat $$log; exit 1; }; \
+	  $(TALLY) corpus-$$n sh -c "$(BUILD)/tests/fuzz_$${n}_replay $$c/* 2>$$log || { cat $$log; exit 1; }" || exit 1; \
 	done
 
 # libFuzzer runs (clang, installed when missing; not part of make test).
@@ -292,27 +328,39 @@ fuzz-smoke-one:
 	@echo "fuzz-$(FUZZ_ONE): $$(grep -o 'exec/s: [0-9]*' build/fuzz-smoke/$(FUZZ_ONE).log | tail -1)," \
 	  "corpus $$(ls $(call FUZZ_CORPUS,$(FUZZ_ONE)) | wc -l) -> $$(ls build/fuzz-smoke/corpus_$(FUZZ_ONE) | wc -l), no crash"
 
-# JSON Schema Test Suite, draft 7 (Debian's by default; JSTS=<dir> for another)
-# The newer suite from ../shared is run too when it is there (CI has it).
+# JSON Schema Test Suite, draft 7: JSTS=<suite dir> JSTS_REMOTES=<its remotes>
+# (config.mk; Debian's suite with Debian's remotes by default). The newer
+# suite from ../shared is run too, with its own remotes, when it is there
+# (CI has it; a user's clone has not).
 JSTS_MIN   ?= 400
 JSTS_NEWER ?= ../shared/jsts/draft7
-JSTS_RUN   := $(BUILD)/tests/jsts --remotes /usr/share/json-schema-test-suite/remotes \
-              --exclusions tests/codegen/jsts-exclusions.txt
+JSTS_NEWER_REMOTES ?= ../shared/jsts/remotes
+JSTS_RUN   := $(BUILD)/tests/jsts --exclusions tests/codegen/jsts-exclusions.txt
 test-jsts: deps $(BUILD)/tests/jsts
-	$(JSTS_RUN) --suite $(JSTS) --min-pass $(JSTS_MIN)
-	@if [ -d $(JSTS_NEWER) ]; then echo "== newer suite: $(JSTS_NEWER)"; \
-	  $(JSTS_RUN) --exclusions tests/codegen/jsts-exclusions-newer.txt --suite $(JSTS_NEWER) --min-pass 900; fi
+	@$(TALLY) jsts $(JSTS_RUN) --suite $(JSTS) --remotes $(JSTS_REMOTES) --min-pass $(JSTS_MIN)
+	@if [ -d $(JSTS_NEWER) ]; then \
+	  $(TALLY) jsts-newer $(JSTS_RUN) --suite $(JSTS_NEWER) --remotes $(JSTS_NEWER_REMOTES) --min-pass 923; \
+	else echo "== jsts-newer: skipped, no $(JSTS_NEWER)"; fi
 
 test-golden: deps $(BUILD)/tests/golden bin/pincer-gen
-	$(BUILD)/tests/golden tests/codegen/golden
+	@$(TALLY) golden $(BUILD)/tests/golden tests/codegen/golden
 
 test-ajv: deps bin/pincer-gen
-	cd tests/ajv && npm ci --silent --no-audit --no-fund
-	node tests/ajv/crosscheck.js
+	@echo "test-ajv: npm ci in tests/ajv (Ajv from the npm registry: waiting on the network)"
+	cd tests/ajv && npm ci --loglevel=error --no-audit --no-fund
+	@$(TALLY) ajv node tests/ajv/crosscheck.js
 
-# The README's test command.
-test: deps check-gen
-	@$(MAKE) --no-print-directory test-unit test-golden test-jsts test-ajv test-conform test-install test-chaos
+# The README's test command: every runner, then one closing line summing
+# theirs (-k: a failing runner does not hide the others' results).
+test: deps
+	@rm -f $(TALLY_FILE)
+	@$(MAKE) --no-print-directory -k check-gen test-unit test-golden test-jsts test-ajv test-conform test-install test-chaos; \
+	  tests/tally.sh --total $(TALLY_FILE) $$?
+
+# The README's two commands on a brand-new Debian 12 chroot (debootstrap;
+# base tarball cached in /var/cache/pincer): make test, then make run + /healthz.
+test-fresh:
+	tests/fresh/fresh.sh
 
 # Chaos: SIGKILL pincerd at random moments (>= 50 kills) during pairing,
 # token rotation, idempotent agent runs and transcript writes, then check
@@ -326,7 +374,7 @@ $(BUILD)/tests/chaos: $(CHAOS_SRC) tests/chaos/chaos.h tests/support/tmpdir.c $(
 	$(CC) $(CFLAGS) -Itests -o $@ $(CHAOS_SRC) $(BUILD)/libpincer-client.a $(LDFLAGS) $(LDLIBS)
 
 test-chaos: deps bin/pincerd $(BUILD)/tests/chaos
-	$(BUILD)/tests/chaos
+	@$(TALLY) chaos $(BUILD)/tests/chaos
 
 # Conformance suite against a pincerd the runner starts itself (fresh state
 # dir, free port); every frame the daemon sends is schema-validated.
@@ -340,11 +388,11 @@ $(BUILD)/closewait: tests/conformance/clients-raw/closewait.c
 	$(CC) $(CFLAGS) $< -o $@
 
 test-conform: deps bin/pincerd bin/pincer-conform bin/pincer $(BUILD)/sdk-example $(BUILD)/closewait
-	bin/pincer-conform --self-test tests/fixtures/vectors
-	bin/pincer-conform --pincerd bin/pincerd --scenarios tests/conformance
-	bin/pincer-conform --serve --scenarios tests/conformance/clients
-	bin/pincer-conform --serve --scenarios tests/conformance/clients-sdk --client-cmd '$(BUILD)/sdk-example {url} {token} hi'
-	bin/pincer-conform --serve --scenarios tests/conformance/clients-raw --client-cmd '$(BUILD)/closewait {port}'
+	@$(TALLY) conform-self-test bin/pincer-conform --self-test tests/fixtures/vectors
+	@$(TALLY) conform bin/pincer-conform --pincerd bin/pincerd --scenarios tests/conformance
+	@$(TALLY) conform-clients bin/pincer-conform --serve --scenarios tests/conformance/clients
+	@$(TALLY) conform-clients-sdk bin/pincer-conform --serve --scenarios tests/conformance/clients-sdk --client-cmd '$(BUILD)/sdk-example {url} {token} hi'
+	@$(TALLY) conform-clients-raw bin/pincer-conform --serve --scenarios tests/conformance/clients-raw --client-cmd '$(BUILD)/closewait {port}'
 
 # The released OpenClaw gateway judged by pincer's suite and CLI (npm registry;
 # not part of make test). Logs in build/upstream/.

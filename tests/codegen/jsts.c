@@ -11,11 +11,16 @@
  * "N passed, N failed"; exits 1 on any failure, on a stale exclusion entry
  * that names a file of this suite but matches nothing, or when fewer than
  * --min-pass tests passed (guards against a suite that silently shrank).
+ * --remotes DIR is the suite's remotes/ folder (each suite needs its own:
+ * newer suites refer to documents older remotes lack); a DIR that cannot be
+ * read or holds a document that is not JSON exits 2.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "pg.h"
 
@@ -95,36 +100,66 @@ static json_t *load_json(const char *path)
 	return j;
 }
 
-/* Adds every remote (recursively) as http://localhost:1234/<relpath>. */
-static void add_remotes(pg *g, const char *dir, const char *rel)
+/* The remote documents, read once: every *.json under --remotes DIR
+ * (recursively) as http://localhost:1234/<relpath>, as the suite expects. */
+typedef struct remote {
+	char *uri;
+	json_t *doc;
+} remote;
+
+static remote *remotes_v;
+static size_t n_remotes;
+
+/* Reads DIR/REL recursively; returns -1 (with a message) when a directory
+ * cannot be read or a document does not parse. */
+static int load_remotes(const char *dir, const char *rel)
 {
 	char path[1024];
 	snprintf(path, sizeof path, "%s%s%s", dir, *rel ? "/" : "", rel);
 	DIR *dh = opendir(path);
-	if (!dh)
-		return;
+	if (!dh) {
+		fprintf(stderr, "jsts: --remotes: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	int rc = 0;
 	struct dirent *de;
-	while ((de = readdir(dh))) {
+	while (rc == 0 && (de = readdir(dh))) {
 		if (de->d_name[0] == '.')
 			continue;
 		char sub[1024], full[2048];
 		snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", de->d_name);
 		snprintf(full, sizeof full, "%s/%s", dir, sub);
 		size_t len = strlen(de->d_name);
-		if (len > 5 && strcmp(de->d_name + len - 5, ".json") == 0) {
+		struct stat st;
+		if (stat(full, &st) != 0) {
+			fprintf(stderr, "jsts: --remotes: %s: %s\n", full, strerror(errno));
+			rc = -1;
+		} else if (S_ISDIR(st.st_mode)) {
+			rc = load_remotes(dir, sub);
+		} else if (len > 5 && strcmp(de->d_name + len - 5, ".json") == 0) {
 			json_t *j = load_json(full);
-			if (j) {
-				char uri[1200];
-				pg_diag d;
-				snprintf(uri, sizeof uri, "http://localhost:1234/%s", sub);
-				pg_add_document(g, uri, j, &d);
-				json_decref(j);
+			if (!j) {
+				fprintf(stderr, "jsts: --remotes: %s is not JSON\n", full);
+				rc = -1;
+				continue;
 			}
-		} else {
-			add_remotes(g, dir, sub);
+			char uri[1200];
+			snprintf(uri, sizeof uri, "http://localhost:1234/%s", sub);
+			remotes_v = realloc(remotes_v, (n_remotes + 1) * sizeof *remotes_v);
+			remotes_v[n_remotes].uri = strdup(uri);
+			remotes_v[n_remotes++].doc = j;
 		}
 	}
 	closedir(dh);
+	return rc;
+}
+
+static void add_remotes(pg *g)
+{
+	for (size_t i = 0; i < n_remotes; i++) {
+		pg_diag d;
+		pg_add_document(g, remotes_v[i].uri, remotes_v[i].doc, &d);
+	}
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -152,6 +187,13 @@ int main(int argc, char **argv)
 	if (!suite) {
 		fputs("usage: jsts --suite DIR [--remotes DIR] [--exclusions FILE] [--min-pass N]\n", stderr);
 		return 2;
+	}
+	if (remotes) {
+		if (load_remotes(remotes, "") != 0)
+			return 2;
+		printf("remotes: %zu documents from %s\n", n_remotes, remotes);
+	} else {
+		printf("note: no --remotes: the refRemote.json tests cannot pass\n");
 	}
 	DIR *dh = opendir(suite);
 	if (!dh) {
@@ -191,8 +233,7 @@ int main(int argc, char **argv)
 			json_t *tests = json_object_get(grp, "tests");
 			pg *g = pg_new();
 			pg_set_strict(g, false);
-			if (remotes)
-				add_remotes(g, remotes, "");
+			add_remotes(g);
 			char uri[256];
 			snprintf(uri, sizeof uri, "pincer:///jsts/%s/%zu.json", files[fi], gi);
 			pg_diag d = {{0}, {0}, {0}};
@@ -257,6 +298,11 @@ int main(int argc, char **argv)
 		free(excls[i].reason);
 	}
 	free(excls);
+	for (size_t i = 0; i < n_remotes; i++) {
+		free(remotes_v[i].uri);
+		json_decref(remotes_v[i].doc);
+	}
+	free(remotes_v);
 	if (passed < min_pass) {
 		printf("FAIL: only %ld tests passed, expected at least %ld\n", passed, min_pass);
 		failed++;
