@@ -306,7 +306,8 @@ fuzz_run = mkdir -p $(3)/corpus_$(1) && { cp -n $(call FUZZ_CORPUS,$(1))/* $(3)/
 .PHONY: fuzz-clang fuzz-smoke fuzz-smoke-one $(FUZZ_NAMES:%=fuzz-%)
 fuzz-clang:
 	@command -v clang >/dev/null && [ -n "$$(find /usr/lib/llvm-14/lib/clang -name 'libclang_rt.fuzzer*' 2>/dev/null)" ] || \
-	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends clang libclang-rt-14-dev; }
+	  { echo "fuzz: installing clang and libclang-rt-14-dev (waits on the package mirror)"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends clang libclang-rt-14-dev; }
 	@mkdir -p build/fuzz
 
 fuzz: fuzz-frame
