@@ -207,6 +207,10 @@ $(BUILD)/tests/test_accept_backoff: tests/support/daemon.c tests/support/tmpdir.
 # test_client includes the client sources and drives bin/pincer and bin/pincerd
 $(BUILD)/tests/test_client $(BUILD)/tests/test_client_stubs $(BUILD)/tests/test_durable: $(CLI_LIB_SRC) clients/pincer_client.h clients/pc_cl_int.h \
   tests/support/daemon.c tests/support/tmpdir.c bin/pincer bin/pincerd
+# the programs that start bin/pincerd themselves (support/pincerd.c, net.c)
+PINCERD_SUPPORT := tests/support/pincerd.c tests/support/net.c
+$(BUILD)/tests/test_secrets $(BUILD)/tests/test_accept_backoff $(BUILD)/tests/test_durable \
+$(BUILD)/tests/test_client $(BUILD)/tests/test_client_stubs $(BUILD)/tests/chaos: $(PINCERD_SUPPORT)
 
 # ---- fuzzing ------------------------------------------------------------------
 # One target per place where network or disk input enters; each is

@@ -31,6 +31,7 @@
 
 #include <cmocka.h>
 
+#include "support/pincerd.c"
 #include "support/tmpdir.c"
 
 #define SECRET "s3cret-Kq8vZ2pLmN4xR7tW"
@@ -51,31 +52,6 @@ static const char *P(const char *rel)
 	char *b = bufs[next++ % 8];
 	snprintf(b, sizeof bufs[0], "%s/%s", dir, rel);
 	return b;
-}
-
-static int free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t al = sizeof a;
-	int port = -1;
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &al) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
-static bool accepts(int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = {
-	    .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = htons((uint16_t)port)};
-	bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-	if (fd >= 0)
-		close(fd);
-	return ok;
 }
 
 /* A started daemon. */
@@ -134,36 +110,21 @@ static void start(daemon_run *d, bool on_tty, const char *const *args)
 		unsetenv("OPENCLAW_STATE_DIR");
 		unsetenv("OPENCLAW_CONFIG_PATH");
 		unsetenv("OPENCLAW_GATEWAY_PORT");
-		execv(bin("PINCERD", "bin/pincerd"), (char *const *)argv);
+		execv(pincerd_path(), (char *const *)argv);
 		_exit(127);
 	}
-	for (int i = 0; i < 400; i++) {
-		if (waitpid(d->pid, &d->status, WNOHANG) == d->pid) {
-			d->exited = true;
-			d->pid = -1;
-			live = NULL;
-			return;
-		}
-		if (accepts(d->port))
-			return;
-		usleep(25 * 1000);
+	int up = pincerd_await(&d->pid, d->port, 10000, &d->status);
+	if (up == 1) {
+		d->exited = true;
+		live = NULL;
+	} else if (up != 0) {
+		fail_msg("pincerd neither accepted nor exited within 10 s");
 	}
-	fail_msg("pincerd neither accepted nor exited within 10 s");
 }
 
 static void stop(daemon_run *d)
 {
-	if (d->pid > 0) {
-		kill(d->pid, SIGTERM);
-		int st;
-		for (int i = 0; i < 400 && waitpid(d->pid, &st, WNOHANG) == 0; i++)
-			usleep(25 * 1000);
-		if (waitpid(d->pid, &st, WNOHANG) == 0) {
-			kill(d->pid, SIGKILL);
-			waitpid(d->pid, &st, 0);
-		}
-		d->pid = -1;
-	}
+	pincerd_stop(&d->pid, SIGTERM, 10000);
 	if (d->pty >= 0)
 		close(d->pty);
 	d->pty = -1;
@@ -243,7 +204,7 @@ static void write_text(const char *path, const char *text, mode_t mode)
 static int setup(void **state)
 {
 	(void)state;
-	if (access(bin("PINCERD", "bin/pincerd"), X_OK) != 0 || access(bin("PINCER", "bin/pincer"), X_OK) != 0) {
+	if (access(pincerd_path(), X_OK) != 0 || access(bin("PINCER", "bin/pincer"), X_OK) != 0) {
 		fprintf(stderr, "test_secrets: needs bin/pincerd and bin/pincer (run from the repository root)\n");
 		return -1;
 	}
