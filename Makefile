@@ -233,6 +233,8 @@ $(BUILD)/tests/test_client $(BUILD)/tests/test_client_stubs $(BUILD)/tests/chaos
 FUZZ_NAMES := frame server device ws http config exec store
 FUZZ_CORPUS = $(if $(filter frame,$(1)),tests/fuzz/corpus,tests/fuzz/corpus_$(1))
 FUZZ_REPLAY := $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz_%_replay)
+# every replay main() is tests/fuzz/replay_main.h
+$(FUZZ_REPLAY): tests/fuzz/replay_main.h
 
 $(BUILD)/tests/fuzz_frame_replay $(BUILD)/tests/fuzz_device_replay $(BUILD)/tests/fuzz_http_replay \
 $(BUILD)/tests/fuzz_exec_replay: $(BUILD)/tests/fuzz_%_replay: tests/fuzz/fuzz_%.c $(TEST_LIBS)

@@ -189,13 +189,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	return 0;
 }
 
+#define REPLAY_OWN_MAIN
+#include "replay_main.h"
+
 #ifndef PC_LIBFUZZER
 /* Runs every file, then every file again in reverse order: an input must
  * get as many messages the second time, whatever ran before it (the gateway
  * is reset, not rebuilt, between inputs). */
 int main(int argc, char **argv)
 {
-	static uint8_t buf[1 << 20];
 	size_t *count = calloc((size_t)argc, sizeof *count);
 	int passed = 0, failed = 0;
 	if (!count)
@@ -203,15 +205,9 @@ int main(int argc, char **argv)
 	for (int round = 0; round < 2; round++)
 		for (int k = 1; k < argc; k++) {
 			int i = round == 0 ? k : argc - k;
-			FILE *fp = fopen(argv[i], "rb");
-			if (!fp) {
-				perror(argv[i]);
-				return 1;
-			}
-			size_t len = fread(buf, 1, sizeof buf, fp);
-			fclose(fp);
 			n_written = 0;
-			LLVMFuzzerTestOneInput(buf, len);
+			if (replay_file(argv[i]) != 0)
+				return 1;
 			if (round == 0) {
 				count[i] = n_written;
 			} else if (count[i] != n_written) {
