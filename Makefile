@@ -235,6 +235,7 @@ FUZZ_CORPUS = $(if $(filter frame,$(1)),tests/fuzz/corpus,tests/fuzz/corpus_$(1)
 FUZZ_REPLAY := $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz_%_replay)
 # every replay main() is tests/fuzz/replay_main.h
 $(FUZZ_REPLAY): tests/fuzz/replay_main.h
+$(BUILD)/tests/fuzz_server_replay $(BUILD)/tests/fuzz_store_replay: tests/fuzz/fuzz_gw.h
 
 $(BUILD)/tests/fuzz_frame_replay $(BUILD)/tests/fuzz_device_replay $(BUILD)/tests/fuzz_http_replay \
 $(BUILD)/tests/fuzz_exec_replay: $(BUILD)/tests/fuzz_%_replay: tests/fuzz/fuzz_%.c $(TEST_LIBS)

@@ -115,11 +115,13 @@ void chaos_print_tail(const char *path, size_t n)
 	fclose(f);
 }
 
-bool chaos_file_contains(const char *path, const char *needle)
+bool chaos_file_contains(const char *path, long from, const char *needle)
 {
 	FILE *f = fopen(path, "r");
 	if (!f)
 		return false;
+	if (from > 0)
+		fseek(f, from, SEEK_SET);
 	char line[4096];
 	bool found = false;
 	while (!found && fgets(line, sizeof line, f))

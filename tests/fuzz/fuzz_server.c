@@ -26,17 +26,9 @@
 
 #include "presence.h"
 #include "store.h"
-#include "support/fake_gw.h"
-#include "support/lws_stub.c"
-#include "support/fake_gw.c"
+#include "fuzz_gw.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define FZ_TOKEN "testtoken123"
-static const char connect_admin[] =
-    "{\"type\":\"req\",\"id\":\"c1\",\"method\":\"connect\",\"params\":{\"minProtocol\":4,\"maxProtocol\":4,"
-    "\"client\":{\"id\":\"gateway-client\",\"version\":\"1.0.0\",\"platform\":\"linux\",\"mode\":\"backend\"},"
-    "\"role\":\"operator\",\"scopes\":[\"operator.admin\"],\"caps\":[],\"auth\":{\"token\":\"" FZ_TOKEN "\"}}}";
 
 static void die(const char *what, const fake_out *o)
 {

@@ -32,7 +32,7 @@ static __attribute__((unused)) const char *pincerd_path(void)
 }
 
 typedef struct pincerd_spawn {
-	const char *bin;        /* NULL: pincerd_path() */
+	const char *bin; /* NULL: pincerd_path() */
 	int port;
 	const char *state_dir;
 	const char *config;     /* NULL or "": no --config */

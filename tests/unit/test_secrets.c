@@ -285,6 +285,17 @@ static void test_generated_token_on_tty(void **state)
 		fail_msg("the terminal did not show the token:\n%s", out);
 }
 
+/* Starts the daemon with `args`: it must come up, keep `secret` out of its
+ * log and command line, and accept it from the environment variable `env`.
+ * Left running (stop it). */
+static void start_hidden(daemon_run *d, const char *const *args, const char *env, const char *secret)
+{
+	start(d, false, args);
+	assert_false(d->exited);
+	assert_hidden(d, secret);
+	assert_int_equal(health(d, env, secret), 0);
+}
+
 static void test_token_flags_blanked(void **state)
 {
 	(void)state;
@@ -294,10 +305,7 @@ static void test_token_flags_blanked(void **state)
 	};
 	for (size_t i = 0; i < 2; i++) {
 		daemon_run d;
-		start(&d, false, forms[i]);
-		assert_false(d.exited);
-		assert_hidden(&d, SECRET);
-		assert_int_equal(health(&d, "OPENCLAW_GATEWAY_TOKEN", SECRET), 0);
+		start_hidden(&d, forms[i], "OPENCLAW_GATEWAY_TOKEN", SECRET);
 		assert_int_equal(health(&d, "OPENCLAW_GATEWAY_TOKEN", "wrong"), 1);
 		stop(&d);
 	}
@@ -313,10 +321,7 @@ static void test_password_flags_blanked(void **state)
 	for (size_t i = 0; i < 2; i++) {
 		const char *args[5] = {forms[i][0], forms[i][1], forms[i][2], forms[i][3], NULL};
 		daemon_run d;
-		start(&d, false, args);
-		assert_false(d.exited);
-		assert_hidden(&d, PASSWORD);
-		assert_int_equal(health(&d, "OPENCLAW_GATEWAY_PASSWORD", PASSWORD), 0);
+		start_hidden(&d, args, "OPENCLAW_GATEWAY_PASSWORD", PASSWORD);
 		stop(&d);
 	}
 }
@@ -334,17 +339,11 @@ static void test_secret_files(void **state)
 	const char *pw_args[] = {pw_arg, NULL};
 
 	daemon_run d;
-	start(&d, false, tok_args);
-	assert_false(d.exited);
-	assert_hidden(&d, SECRET);
-	assert_int_equal(health(&d, "OPENCLAW_GATEWAY_TOKEN", SECRET), 0);
+	start_hidden(&d, tok_args, "OPENCLAW_GATEWAY_TOKEN", SECRET);
 	assert_int_equal(health(&d, "OPENCLAW_GATEWAY_TOKEN", SECRET "\nnot part of it"), 1);
 	stop(&d);
 
-	start(&d, false, pw_args);
-	assert_false(d.exited);
-	assert_hidden(&d, PASSWORD);
-	assert_int_equal(health(&d, "OPENCLAW_GATEWAY_PASSWORD", PASSWORD), 0);
+	start_hidden(&d, pw_args, "OPENCLAW_GATEWAY_PASSWORD", PASSWORD);
 	stop(&d);
 }
 
