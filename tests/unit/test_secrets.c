@@ -220,6 +220,16 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* The token the daemon generated (<dir>/state/gateway-token, its newline
+ * trimmed), which must be 43 characters. */
+static void read_generated_token(char *tok, size_t size)
+{
+	size_t n = slurp(P("state/gateway-token"), tok, size);
+	while (n > 0 && tok[n - 1] == '\n')
+		tok[--n] = '\0';
+	assert_int_equal(n, 43);
+}
+
 /* ---- cases ---------------------------------------------------------------------- */
 
 /* First start without a token, stderr not a terminal: the log names the
@@ -231,10 +241,7 @@ static void test_generated_token_not_logged(void **state)
 	start(&d, false, NULL);
 	assert_false(d.exited);
 	char tok[256];
-	size_t n = slurp(P("state/gateway-token"), tok, sizeof tok);
-	while (n > 0 && tok[n - 1] == '\n')
-		tok[--n] = '\0';
-	assert_int_equal(n, 43);
+	read_generated_token(tok, sizeof tok);
 	struct stat sb;
 	assert_int_equal(stat(P("state/gateway-token"), &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0600);
@@ -259,10 +266,7 @@ static void test_generated_token_on_tty(void **state)
 	start(&d, true, NULL);
 	assert_false(d.exited);
 	char tok[256];
-	size_t n = slurp(P("state/gateway-token"), tok, sizeof tok);
-	while (n > 0 && tok[n - 1] == '\n')
-		tok[--n] = '\0';
-	assert_int_equal(n, 43);
+	read_generated_token(tok, sizeof tok);
 	static char out[1 << 14];
 	size_t len = 0;
 	struct timespec t0, t;
