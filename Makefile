@@ -207,6 +207,10 @@ $(BUILD)/tests/test_accept_backoff: tests/support/daemon.c tests/support/tmpdir.
 # test_client includes the client sources and drives bin/pincer and bin/pincerd
 $(BUILD)/tests/test_client $(BUILD)/tests/test_client_stubs $(BUILD)/tests/test_durable: $(CLI_LIB_SRC) clients/pincer_client.h clients/pc_cl_int.h \
   tests/support/daemon.c tests/support/tmpdir.c bin/pincer bin/pincerd
+# the programs that start bin/pincerd themselves (support/pincerd.c, net.c)
+PINCERD_SUPPORT := tests/support/pincerd.c tests/support/net.c
+$(BUILD)/tests/test_secrets $(BUILD)/tests/test_accept_backoff $(BUILD)/tests/test_durable \
+$(BUILD)/tests/test_client $(BUILD)/tests/test_client_stubs $(BUILD)/tests/chaos: $(PINCERD_SUPPORT)
 
 # ---- fuzzing ------------------------------------------------------------------
 # One target per place where network or disk input enters; each is
@@ -229,6 +233,9 @@ $(BUILD)/tests/test_client $(BUILD)/tests/test_client_stubs $(BUILD)/tests/test_
 FUZZ_NAMES := frame server device ws http config exec store
 FUZZ_CORPUS = $(if $(filter frame,$(1)),tests/fuzz/corpus,tests/fuzz/corpus_$(1))
 FUZZ_REPLAY := $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz_%_replay)
+# every replay main() is tests/fuzz/replay_main.h
+$(FUZZ_REPLAY): tests/fuzz/replay_main.h
+$(BUILD)/tests/fuzz_server_replay $(BUILD)/tests/fuzz_store_replay: tests/fuzz/fuzz_gw.h
 
 $(BUILD)/tests/fuzz_frame_replay $(BUILD)/tests/fuzz_device_replay $(BUILD)/tests/fuzz_http_replay \
 $(BUILD)/tests/fuzz_exec_replay: $(BUILD)/tests/fuzz_%_replay: tests/fuzz/fuzz_%.c $(TEST_LIBS)

@@ -68,7 +68,8 @@ pid_t chaos_killer(pid_t pid, int delay_ms);
 bool chaos_integrity_ok(const char *state_dir, char *out, size_t outlen);
 /* The tail of a file (at most n bytes), for failure messages. */
 void chaos_print_tail(const char *path, size_t n);
-bool chaos_file_contains(const char *path, const char *needle);
+/* A line holding needle at or after byte offset `from` (0: anywhere). */
+bool chaos_file_contains(const char *path, long from, const char *needle);
 bool chaos_pid_gone(pid_t pid); /* no such process, or a zombie */
 
 /* ---- clients (chaos_client.c) ----------------------------------------------------- */

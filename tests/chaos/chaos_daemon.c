@@ -17,122 +17,45 @@
 #include <unistd.h>
 
 #include "chaos.h"
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-static int free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t al = sizeof a;
-	int port = -1;
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &al) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
-static bool accepts(int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = {
-	    .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = htons((uint16_t)port)};
-	bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
+#include "support/pincerd.c"
 
 int chaos_daemon_start(chaos_daemon *d, int wait_ms)
 {
 	d->port = free_port();
 	snprintf(d->url, sizeof d->url, "ws://127.0.0.1:%d", d->port);
-	char port[16];
-	snprintf(port, sizeof port, "%d", d->port);
-	d->pid = fork();
-	if (d->pid < 0) {
-		d->pid = -1;
+	d->pid = pincerd_start(&(pincerd_spawn){.bin = C.pincerd,
+	                                         .port = d->port,
+	                                         .state_dir = d->state_dir,
+	                                         .config = d->config,
+	                                         .log = d->log,
+	                                         .append = true});
+	if (d->pid < 0)
 		return -1;
-	}
-	if (d->pid == 0) {
-		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		if (d->config[0])
-			execl(C.pincerd, "pincerd", "--port", port, "--token", "t", "--state-dir", d->state_dir,
-			      "--config", d->config, (char *)NULL);
-		else
-			execl(C.pincerd, "pincerd", "--port", port, "--token", "t", "--state-dir", d->state_dir,
-			      (char *)NULL);
-		_exit(127);
-	}
-	int64_t end = chaos_now_ms() + wait_ms;
-	while (chaos_now_ms() < end) {
-		int st;
-		if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
-			d->pid = -1;
-			d->exit_status = st;
-			return 1;
-		}
-		if (accepts(d->port))
-			return 0;
-		sleep_ms(5);
-	}
-	chaos_daemon_kill(d);
-	return -1;
+	int up = pincerd_await(&d->pid, d->port, wait_ms, &d->exit_status);
+	if (up < 0)
+		chaos_daemon_kill(d);
+	return up;
 }
 
 void chaos_daemon_kill(chaos_daemon *d)
 {
-	if (d->pid <= 0)
-		return;
-	kill(d->pid, SIGKILL);
-	int st = 0;
-	while (waitpid(d->pid, &st, 0) < 0 && errno == EINTR)
-		;
-	d->exit_status = st;
-	d->pid = -1;
+	if (d->pid > 0)
+		d->exit_status = pincerd_stop(&d->pid, SIGKILL, 10000);
 }
 
 int chaos_daemon_stop(chaos_daemon *d)
 {
 	if (d->pid <= 0)
 		return d->exit_status;
-	kill(d->pid, SIGTERM);
-	int st = 0;
-	for (int i = 0; i < 2000; i++) {
-		if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
-			d->exit_status = st;
-			d->pid = -1;
-			return st;
-		}
-		sleep_ms(5);
-	}
-	fprintf(stderr, "chaos: pincerd did not stop within 10 s of SIGTERM; killing it\n");
-	chaos_daemon_kill(d);
+	d->exit_status = pincerd_stop(&d->pid, SIGTERM, 10000);
+	if (WIFSIGNALED(d->exit_status) && WTERMSIG(d->exit_status) == SIGKILL)
+		fprintf(stderr, "chaos: pincerd did not stop within 10 s of SIGTERM; killed it\n");
 	return d->exit_status;
 }
 
 bool chaos_daemon_alive(chaos_daemon *d)
 {
-	if (d->pid <= 0)
-		return false;
-	int st;
-	if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
-		d->exit_status = st;
-		d->pid = -1;
-		return false;
-	}
-	return true;
+	return d->pid > 0 && !pincerd_reap(&d->pid, &d->exit_status);
 }
 
 pid_t chaos_killer(pid_t pid, int delay_ms)
@@ -192,11 +115,13 @@ void chaos_print_tail(const char *path, size_t n)
 	fclose(f);
 }
 
-bool chaos_file_contains(const char *path, const char *needle)
+bool chaos_file_contains(const char *path, long from, const char *needle)
 {
 	FILE *f = fopen(path, "r");
 	if (!f)
 		return false;
+	if (from > 0)
+		fseek(f, from, SEEK_SET);
 	char line[4096];
 	bool found = false;
 	while (!found && fgets(line, sizeof line, f))

@@ -154,20 +154,6 @@ static long file_size(const char *path)
 	return stat(path, &st) == 0 ? (long)st.st_size : 0;
 }
 
-static bool log_since_contains(const char *path, long from, const char *needle)
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return false;
-	fseek(f, from, SEEK_SET);
-	char line[4096];
-	bool found = false;
-	while (!found && fgets(line, sizeof line, f))
-		found = strstr(line, needle) != NULL;
-	fclose(f);
-	return found;
-}
-
 /* Fills the filesystem of dir with dir/fill until ENOSPC. */
 static int fill_disk(const char *path)
 {
@@ -283,7 +269,7 @@ static void read_only_case(chaos_daemon *d)
 	int rc = chaos_daemon_start(d, 20000);
 	if (rc == 1) {
 		int st = d->exit_status;
-		bool clear = WIFEXITED(st) && WEXITSTATUS(st) != 0 && log_since_contains(d->log, from, d->state_dir);
+		bool clear = WIFEXITED(st) && WEXITSTATUS(st) != 0 && chaos_file_contains(d->log, from, d->state_dir);
 		printf("chaos: read-only state dir: pincerd exited with %s %d\n", WIFEXITED(st) ? "status" : "signal",
 		       WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
 		if (!clear)
@@ -344,7 +330,7 @@ static void corrupt_case(chaos_daemon *d)
 		printf("chaos: corrupted database: pincerd %s (status %d)\n", rc == 0 ? "started" : "exited",
 		       rc == 1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 	chaos_verdict(-1, "corrupted database: pincerd exits 78 at start", is78);
-	bool named = log_since_contains(d->log, from, db);
+	bool named = chaos_file_contains(d->log, from, db);
 	if (!named)
 		chaos_print_tail(d->log, 1500);
 	chaos_verdict(-1, "corrupted database: the message names the file", named);

@@ -212,24 +212,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	return 0;
 }
 
-#ifndef PC_LIBFUZZER
-int main(int argc, char **argv)
-{
-	int n = 0;
-	for (int i = 1; i < argc; i++) {
-		FILE *f = fopen(argv[i], "rb");
-		if (!f) {
-			perror(argv[i]);
-			return 1;
-		}
-		static uint8_t buf[1 << 20];
-		size_t len = fread(buf, 1, sizeof buf, f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, len);
-		n++;
-	}
-	fprintf(stderr, "%ld verify calls returned OK\n", n_ok);
-	printf("%d passed, 0 failed\n", n);
-	return 0;
-}
-#endif
+#define REPLAY_DONE() fprintf(stderr, "%ld verify calls returned OK\n", n_ok)
+#include "replay_main.h"

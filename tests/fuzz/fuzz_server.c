@@ -26,17 +26,9 @@
 
 #include "presence.h"
 #include "store.h"
-#include "support/fake_gw.h"
-#include "support/lws_stub.c"
-#include "support/fake_gw.c"
+#include "fuzz_gw.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define FZ_TOKEN "testtoken123"
-static const char connect_admin[] =
-    "{\"type\":\"req\",\"id\":\"c1\",\"method\":\"connect\",\"params\":{\"minProtocol\":4,\"maxProtocol\":4,"
-    "\"client\":{\"id\":\"gateway-client\",\"version\":\"1.0.0\",\"platform\":\"linux\",\"mode\":\"backend\"},"
-    "\"role\":\"operator\",\"scopes\":[\"operator.admin\"],\"caps\":[],\"auth\":{\"token\":\"" FZ_TOKEN "\"}}}";
 
 static void die(const char *what, const fake_out *o)
 {
@@ -189,13 +181,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	return 0;
 }
 
+#define REPLAY_OWN_MAIN
+#include "replay_main.h"
+
 #ifndef PC_LIBFUZZER
 /* Runs every file, then every file again in reverse order: an input must
  * get as many messages the second time, whatever ran before it (the gateway
  * is reset, not rebuilt, between inputs). */
 int main(int argc, char **argv)
 {
-	static uint8_t buf[1 << 20];
 	size_t *count = calloc((size_t)argc, sizeof *count);
 	int passed = 0, failed = 0;
 	if (!count)
@@ -203,15 +197,9 @@ int main(int argc, char **argv)
 	for (int round = 0; round < 2; round++)
 		for (int k = 1; k < argc; k++) {
 			int i = round == 0 ? k : argc - k;
-			FILE *fp = fopen(argv[i], "rb");
-			if (!fp) {
-				perror(argv[i]);
-				return 1;
-			}
-			size_t len = fread(buf, 1, sizeof buf, fp);
-			fclose(fp);
 			n_written = 0;
-			LLVMFuzzerTestOneInput(buf, len);
+			if (replay_file(argv[i]) != 0)
+				return 1;
 			if (round == 0) {
 				count[i] = n_written;
 			} else if (count[i] != n_written) {

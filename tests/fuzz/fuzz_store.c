@@ -46,24 +46,12 @@
 #include "agent.h"
 #include "dedupe.h"
 #include "store.h"
-#include "support/fake_gw.h"
-#include "support/lws_stub.c"
-#include "support/fake_gw.c"
+#include "fuzz_gw.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FZ_TOKEN "testtoken123"
-static const char connect_admin[] =
-    "{\"type\":\"req\",\"id\":\"c1\",\"method\":\"connect\",\"params\":{\"minProtocol\":4,\"maxProtocol\":4,"
-    "\"client\":{\"id\":\"gateway-client\",\"version\":\"1.0.0\",\"platform\":\"linux\",\"mode\":\"backend\"},"
-    "\"role\":\"operator\",\"scopes\":[\"operator.admin\"],\"caps\":[],\"auth\":{\"token\":\"" FZ_TOKEN "\"}}}";
-
 /* a caller that speaks for a device (device-token auth, no admin) */
-static const char connect_device[] =
-    "{\"type\":\"req\",\"id\":\"c2\",\"method\":\"connect\",\"params\":{\"minProtocol\":4,\"maxProtocol\":4,"
-    "\"client\":{\"id\":\"gateway-client\",\"version\":\"1.0.0\",\"platform\":\"linux\",\"mode\":\"backend\"},"
-    "\"role\":\"operator\",\"scopes\":[\"operator.pairing\",\"operator.read\"],\"caps\":[],"
-    "\"auth\":{\"token\":\"" FZ_TOKEN "\"}}}";
+static const char connect_device[] = FZ_CONNECT("c2", "\"operator.pairing\",\"operator.read\"");
 
 static fake_gw f;
 static bool f_up;
@@ -321,23 +309,4 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	return 0;
 }
 
-#ifndef PC_LIBFUZZER
-int main(int argc, char **argv)
-{
-	static uint8_t buf[1 << 20];
-	int n = 0;
-	for (int i = 1; i < argc; i++) {
-		FILE *fp = fopen(argv[i], "rb");
-		if (!fp) {
-			perror(argv[i]);
-			return 1;
-		}
-		size_t len = fread(buf, 1, sizeof buf, fp);
-		fclose(fp);
-		LLVMFuzzerTestOneInput(buf, len);
-		n++;
-	}
-	printf("%d passed, 0 failed\n", n);
-	return 0;
-}
-#endif
+#include "replay_main.h"

@@ -176,23 +176,4 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	return 0;
 }
 
-#ifndef PC_LIBFUZZER
-int main(int argc, char **argv)
-{
-	static uint8_t buf[1 << 20];
-	int n = 0;
-	for (int i = 1; i < argc; i++) {
-		FILE *fp = fopen(argv[i], "rb");
-		if (!fp) {
-			perror(argv[i]);
-			return 1;
-		}
-		size_t len = fread(buf, 1, sizeof buf, fp);
-		fclose(fp);
-		LLVMFuzzerTestOneInput(buf, len);
-		n++;
-	}
-	printf("%d passed, 0 failed\n", n);
-	return 0;
-}
-#endif
+#include "replay_main.h"

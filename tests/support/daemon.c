@@ -10,18 +10,11 @@
  * State lives in D (one daemon per test program). Runs from the repository
  * root; $PINCERD names another binary (e.g. a sanitizer build kept elsewhere).
  */
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "pincerd.c"
 #include "tmpdir.c"
 
 static struct {
@@ -31,38 +24,6 @@ static struct {
 	char url[64];
 } D = {.pid = -1};
 
-/* A loopback port nothing listens on right now. */
-static int free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t al = sizeof a;
-	int port = -1;
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &al) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
-static bool accepts(int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-	                        .sin_port = htons((uint16_t)port)};
-	bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
-
-static const char *daemon_path(void)
-{
-	const char *p = getenv("PINCERD");
-	return p && *p ? p : "bin/pincerd";
-}
-
 #ifndef DAEMON_WHO
 #error "define DAEMON_WHO before including support/daemon.c"
 #endif
@@ -70,8 +31,8 @@ static const char *daemon_path(void)
 #define DAEMON_ENV NULL
 #endif
 /* DAEMON_NOFILE: an open-files limit (soft and hard) for the daemon */
-#ifdef DAEMON_NOFILE
-#include <sys/resource.h>
+#ifndef DAEMON_NOFILE
+#define DAEMON_NOFILE 0
 #endif
 
 /* Starts the daemon (DAEMON_ENV set in the child only) and waits until it
@@ -81,44 +42,20 @@ static int daemon_setup(void **state)
 	(void)state;
 	const char *who = DAEMON_WHO;
 	const char *const *env = DAEMON_ENV;
-	if (access(daemon_path(), X_OK) != 0 || tmpdir_make(D.dir, sizeof D.dir, who) != 0) {
-		fprintf(stderr, "%s: needs %s (run from the repository root)\n", who, daemon_path());
+	if (access(pincerd_path(), X_OK) != 0 || tmpdir_make(D.dir, sizeof D.dir, who) != 0) {
+		fprintf(stderr, "%s: needs %s (run from the repository root)\n", who, pincerd_path());
 		return -1;
 	}
 	D.port = free_port();
 	snprintf(D.url, sizeof D.url, "ws://127.0.0.1:%d", D.port);
-	char port[16], state_dir[300], log[300];
-	snprintf(port, sizeof port, "%d", D.port);
+	char state_dir[300], log[300];
 	snprintf(state_dir, sizeof state_dir, "%s/state", D.dir);
 	snprintf(log, sizeof log, "%s/pincerd.log", D.dir);
-	D.pid = fork();
-	if (D.pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		for (size_t i = 0; env && env[i]; i++)
-			putenv((char *)env[i]);
-#ifdef DAEMON_NOFILE
-		struct rlimit rl = {.rlim_cur = DAEMON_NOFILE, .rlim_max = DAEMON_NOFILE};
-		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-			_exit(126);
-#endif
-		execl(daemon_path(), "pincerd", "--port", port, "--token", "t", "--state-dir", state_dir, (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 200; i++) {
-		if (accepts(D.port))
-			return 0;
-		int st;
-		if (waitpid(D.pid, &st, WNOHANG) == D.pid) {
-			D.pid = -1;
-			break;
-		}
-		usleep(50 * 1000);
-	}
-	fprintf(stderr, "%s: %s did not start (see %s)\n", who, daemon_path(), log);
+	D.pid = pincerd_start(&(pincerd_spawn){
+	    .port = D.port, .state_dir = state_dir, .log = log, .env = env, .nofile = DAEMON_NOFILE});
+	if (D.pid > 0 && pincerd_await(&D.pid, D.port, 10000, NULL) == 0)
+		return 0;
+	fprintf(stderr, "%s: %s did not start (see %s)\n", who, pincerd_path(), log);
 	return -1;
 }
 
@@ -126,11 +63,7 @@ static int daemon_setup(void **state)
 static int daemon_teardown(void **state)
 {
 	(void)state;
-	if (D.pid > 0) {
-		kill(D.pid, SIGTERM);
-		waitpid(D.pid, NULL, 0);
-		D.pid = -1;
-	}
+	pincerd_stop(&D.pid, SIGTERM, 10000);
 	tmpdir_remove(D.dir);
 	return 0;
 }

@@ -97,12 +97,6 @@ static bool health_ok(int timeout_ms)
 	return ok;
 }
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-	nanosleep(&ts, NULL);
-}
-
 static void test_no_spin_at_fd_limit(void **state)
 {
 	(void)state;

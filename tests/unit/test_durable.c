@@ -40,6 +40,7 @@
 
 #include <cmocka.h>
 
+#include "support/pincerd.c"
 #include "support/tmpdir.c"
 
 static int skipped;
@@ -101,43 +102,6 @@ typedef struct gwp {
 
 static gwp *live[2]; /* this test's daemons, cleaned up by its teardown even when it fails */
 
-static int free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t al = sizeof a;
-	int port = -1;
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &al) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
-static bool accepts(int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = {
-	    .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = htons((uint16_t)port)};
-	bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
-
-static const char *daemon_path(void)
-{
-	const char *p = getenv("PINCERD");
-	return p && *p ? p : "bin/pincerd";
-}
-
-static void msleep(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
 /* Scratch dir with state dir <dir>/<state_sub>; config text (may be NULL)
  * written to <dir>/config.json with every "@DIR@" replaced by the dir. */
 static void gw_prepare(gwp *g, const char *tag, const char *state_sub, const char *config)
@@ -183,49 +147,28 @@ static void gw_prepare(gwp *g, const char *tag, const char *state_sub, const cha
  * exited instead, -1 on a signal death or a timeout (10 s). */
 static int gw_start(gwp *g)
 {
-	char port[16];
-	snprintf(port, sizeof port, "%d", g->port);
-	g->pid = fork();
-	if (g->pid == 0) {
-		int fd = open(g->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		setenv("PINCER_ECHO_DELAY_MS", "5", 1);
-		if (g->config[0])
-			execl(daemon_path(), "pincerd", "--port", port, "--token", "t", "--state-dir", g->state,
-			      "--config", g->config, (char *)NULL);
-		else
-			execl(daemon_path(), "pincerd", "--port", port, "--token", "t", "--state-dir", g->state,
-			      (char *)NULL);
-		_exit(127);
+	static const char *const env[] = {"PINCER_ECHO_DELAY_MS=5", NULL};
+	g->pid = pincerd_start(&(pincerd_spawn){
+	    .port = g->port, .state_dir = g->state, .config = g->config, .log = g->log, .append = true, .env = env});
+	int st = 0;
+	switch (g->pid > 0 ? pincerd_await(&g->pid, g->port, 10000, &st) : -1) {
+	case 0:
+		return 0;
+	case 1:
+		return WIFEXITED(st) ? 1000 + WEXITSTATUS(st) : -1;
+	default:
+		return -1;
 	}
-	for (int i = 0; i < 400; i++) {
-		if (accepts(g->port))
-			return 0;
-		int st;
-		if (waitpid(g->pid, &st, WNOHANG) == g->pid) {
-			g->pid = -1;
-			return WIFEXITED(st) ? 1000 + WEXITSTATUS(st) : -1;
-		}
-		msleep(25);
-	}
-	return -1;
 }
 
 static void gw_stop(gwp *g, int sig)
 {
-	if (g->pid > 0) {
-		kill(g->pid, sig);
-		waitpid(g->pid, NULL, 0);
-		g->pid = -1;
-	}
+	pincerd_stop(&g->pid, sig, 10000);
 }
 
 static bool gw_alive(gwp *g)
 {
-	return g->pid > 0 && waitpid(g->pid, NULL, WNOHANG) == 0;
+	return g->pid > 0 && !pincerd_reap(&g->pid, NULL);
 }
 
 static void gw_cleanup(gwp *g)
@@ -305,7 +248,7 @@ static int await_lines(const char *dir, const char *name, int want)
 {
 	int n = 0;
 	for (int i = 0; i < 400 && (n = count_lines(dir, name)) < want; i++)
-		msleep(25);
+		sleep_ms(25);
 	return n;
 }
 
@@ -426,7 +369,7 @@ static void test_run_caps(void **state)
 	expect_capped(&err, "(3 on this gateway)");
 	/* exactly the admitted runs reached the backend */
 	assert_int_equal(await_lines(g.dir, "agent.calls", 3), 3);
-	msleep(100);
+	sleep_ms(100);
 	assert_int_equal(count_lines(g.dir, "agent.calls"), 3);
 	assert_int_equal(count_lines(g.dir, "send.calls"), 0);
 
@@ -724,8 +667,8 @@ int main(void)
 	size_t total = sizeof tests / sizeof tests[0];
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
-	if (access(daemon_path(), X_OK) != 0) {
-		fprintf(stderr, "test_durable: needs %s (run from the repository root)\n", daemon_path());
+	if (access(pincerd_path(), X_OK) != 0) {
+		fprintf(stderr, "test_durable: needs %s (run from the repository root)\n", pincerd_path());
 		printf("0 passed, %zu failed\n", total);
 		return 1;
 	}

@@ -31,6 +31,7 @@
 
 #include <cmocka.h>
 
+#include "support/pincerd.c"
 #include "support/tmpdir.c"
 
 #define SECRET "s3cret-Kq8vZ2pLmN4xR7tW"
@@ -51,31 +52,6 @@ static const char *P(const char *rel)
 	char *b = bufs[next++ % 8];
 	snprintf(b, sizeof bufs[0], "%s/%s", dir, rel);
 	return b;
-}
-
-static int free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t al = sizeof a;
-	int port = -1;
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &al) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
-static bool accepts(int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = {
-	    .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = htons((uint16_t)port)};
-	bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-	if (fd >= 0)
-		close(fd);
-	return ok;
 }
 
 /* A started daemon. */
@@ -134,36 +110,21 @@ static void start(daemon_run *d, bool on_tty, const char *const *args)
 		unsetenv("OPENCLAW_STATE_DIR");
 		unsetenv("OPENCLAW_CONFIG_PATH");
 		unsetenv("OPENCLAW_GATEWAY_PORT");
-		execv(bin("PINCERD", "bin/pincerd"), (char *const *)argv);
+		execv(pincerd_path(), (char *const *)argv);
 		_exit(127);
 	}
-	for (int i = 0; i < 400; i++) {
-		if (waitpid(d->pid, &d->status, WNOHANG) == d->pid) {
-			d->exited = true;
-			d->pid = -1;
-			live = NULL;
-			return;
-		}
-		if (accepts(d->port))
-			return;
-		usleep(25 * 1000);
+	int up = pincerd_await(&d->pid, d->port, 10000, &d->status);
+	if (up == 1) {
+		d->exited = true;
+		live = NULL;
+	} else if (up != 0) {
+		fail_msg("pincerd neither accepted nor exited within 10 s");
 	}
-	fail_msg("pincerd neither accepted nor exited within 10 s");
 }
 
 static void stop(daemon_run *d)
 {
-	if (d->pid > 0) {
-		kill(d->pid, SIGTERM);
-		int st;
-		for (int i = 0; i < 400 && waitpid(d->pid, &st, WNOHANG) == 0; i++)
-			usleep(25 * 1000);
-		if (waitpid(d->pid, &st, WNOHANG) == 0) {
-			kill(d->pid, SIGKILL);
-			waitpid(d->pid, &st, 0);
-		}
-		d->pid = -1;
-	}
+	pincerd_stop(&d->pid, SIGTERM, 10000);
 	if (d->pty >= 0)
 		close(d->pty);
 	d->pty = -1;
@@ -243,7 +204,7 @@ static void write_text(const char *path, const char *text, mode_t mode)
 static int setup(void **state)
 {
 	(void)state;
-	if (access(bin("PINCERD", "bin/pincerd"), X_OK) != 0 || access(bin("PINCER", "bin/pincer"), X_OK) != 0) {
+	if (access(pincerd_path(), X_OK) != 0 || access(bin("PINCER", "bin/pincer"), X_OK) != 0) {
 		fprintf(stderr, "test_secrets: needs bin/pincerd and bin/pincer (run from the repository root)\n");
 		return -1;
 	}
@@ -259,6 +220,16 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* The token the daemon generated (<dir>/state/gateway-token, its newline
+ * trimmed), which must be 43 characters. */
+static void read_generated_token(char *tok, size_t size)
+{
+	size_t n = slurp(P("state/gateway-token"), tok, size);
+	while (n > 0 && tok[n - 1] == '\n')
+		tok[--n] = '\0';
+	assert_int_equal(n, 43);
+}
+
 /* ---- cases ---------------------------------------------------------------------- */
 
 /* First start without a token, stderr not a terminal: the log names the
@@ -270,10 +241,7 @@ static void test_generated_token_not_logged(void **state)
 	start(&d, false, NULL);
 	assert_false(d.exited);
 	char tok[256];
-	size_t n = slurp(P("state/gateway-token"), tok, sizeof tok);
-	while (n > 0 && tok[n - 1] == '\n')
-		tok[--n] = '\0';
-	assert_int_equal(n, 43);
+	read_generated_token(tok, sizeof tok);
 	struct stat sb;
 	assert_int_equal(stat(P("state/gateway-token"), &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0600);
@@ -298,10 +266,7 @@ static void test_generated_token_on_tty(void **state)
 	start(&d, true, NULL);
 	assert_false(d.exited);
 	char tok[256];
-	size_t n = slurp(P("state/gateway-token"), tok, sizeof tok);
-	while (n > 0 && tok[n - 1] == '\n')
-		tok[--n] = '\0';
-	assert_int_equal(n, 43);
+	read_generated_token(tok, sizeof tok);
 	static char out[1 << 14];
 	size_t len = 0;
 	struct timespec t0, t;
@@ -324,6 +289,17 @@ static void test_generated_token_on_tty(void **state)
 		fail_msg("the terminal did not show the token:\n%s", out);
 }
 
+/* Starts the daemon with `args`: it must come up, keep `secret` out of its
+ * log and command line, and accept it from the environment variable `env`.
+ * Left running (stop it). */
+static void start_hidden(daemon_run *d, const char *const *args, const char *env, const char *secret)
+{
+	start(d, false, args);
+	assert_false(d->exited);
+	assert_hidden(d, secret);
+	assert_int_equal(health(d, env, secret), 0);
+}
+
 static void test_token_flags_blanked(void **state)
 {
 	(void)state;
@@ -333,10 +309,7 @@ static void test_token_flags_blanked(void **state)
 	};
 	for (size_t i = 0; i < 2; i++) {
 		daemon_run d;
-		start(&d, false, forms[i]);
-		assert_false(d.exited);
-		assert_hidden(&d, SECRET);
-		assert_int_equal(health(&d, "OPENCLAW_GATEWAY_TOKEN", SECRET), 0);
+		start_hidden(&d, forms[i], "OPENCLAW_GATEWAY_TOKEN", SECRET);
 		assert_int_equal(health(&d, "OPENCLAW_GATEWAY_TOKEN", "wrong"), 1);
 		stop(&d);
 	}
@@ -352,10 +325,7 @@ static void test_password_flags_blanked(void **state)
 	for (size_t i = 0; i < 2; i++) {
 		const char *args[5] = {forms[i][0], forms[i][1], forms[i][2], forms[i][3], NULL};
 		daemon_run d;
-		start(&d, false, args);
-		assert_false(d.exited);
-		assert_hidden(&d, PASSWORD);
-		assert_int_equal(health(&d, "OPENCLAW_GATEWAY_PASSWORD", PASSWORD), 0);
+		start_hidden(&d, args, "OPENCLAW_GATEWAY_PASSWORD", PASSWORD);
 		stop(&d);
 	}
 }
@@ -373,17 +343,11 @@ static void test_secret_files(void **state)
 	const char *pw_args[] = {pw_arg, NULL};
 
 	daemon_run d;
-	start(&d, false, tok_args);
-	assert_false(d.exited);
-	assert_hidden(&d, SECRET);
-	assert_int_equal(health(&d, "OPENCLAW_GATEWAY_TOKEN", SECRET), 0);
+	start_hidden(&d, tok_args, "OPENCLAW_GATEWAY_TOKEN", SECRET);
 	assert_int_equal(health(&d, "OPENCLAW_GATEWAY_TOKEN", SECRET "\nnot part of it"), 1);
 	stop(&d);
 
-	start(&d, false, pw_args);
-	assert_false(d.exited);
-	assert_hidden(&d, PASSWORD);
-	assert_int_equal(health(&d, "OPENCLAW_GATEWAY_PASSWORD", PASSWORD), 0);
+	start_hidden(&d, pw_args, "OPENCLAW_GATEWAY_PASSWORD", PASSWORD);
 	stop(&d);
 }
 
