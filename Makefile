@@ -112,8 +112,8 @@ bin/pincer-conform: $(CONF_OBJ) $(BUILD)/libpincer-proto.a $(BUILD)/libpincer-rt
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The C client SDK (clients/) and the pincer CLI (cli/) built on it.
-# the client library carries its own copy of the one runtime piece it uses
-$(BUILD)/libpincer-client.a: $(CLI_LIB_OBJ) $(BUILD)/runtime/pc_sha1.o $(BUILD)/runtime/pc_wsframe.o
+# the client library carries its own copies of the runtime pieces it uses
+$(BUILD)/libpincer-client.a: $(CLI_LIB_OBJ) $(BUILD)/runtime/pc_sha1.o $(BUILD)/runtime/pc_wsframe.o $(BUILD)/runtime/pc_js_trim.o
 	ar rcs $@ $^
 bin/pincer: $(CLI_OBJ) $(BUILD)/libpincer-client.a $(BUILD)/libpincer-proto.a $(BUILD)/libpincer-rt.a
 	@mkdir -p bin
@@ -274,10 +274,10 @@ FUZZ_SRV_SRC := $(filter-out server/gw.c server/http.c server/main.c server/list
 FUZZ_SRC_frame  := generated/*.c runtime/*.c
 FUZZ_SRC_server := generated/*.c runtime/*.c $(FUZZ_SRV_SRC)
 FUZZ_SRC_store  := $(FUZZ_SRC_server)
-FUZZ_SRC_device := server/device_proof.c server/js_trim.c
+FUZZ_SRC_device := server/device_proof.c runtime/pc_js_trim.c
 FUZZ_SRC_ws     := generated/*.c runtime/*.c clients/*.c server/ws_rx.c
-FUZZ_SRC_http   := server/http_route.c server/origin.c server/js_trim.c
-FUZZ_SRC_config := server/pd_config.c server/js_trim.c runtime/pc_alloc.c
+FUZZ_SRC_http   := server/http_route.c server/origin.c runtime/pc_js_trim.c
+FUZZ_SRC_config := server/pd_config.c runtime/pc_js_trim.c runtime/pc_alloc.c
 FUZZ_SRC_exec   := server/exec_line.c
 FUZZ_LIBS_server := -luv
 FUZZ_LIBS_store  := -luv

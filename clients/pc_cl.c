@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include "pc_cl_int.h"
+#include "pc_js_trim.h"
 
 #include <limits.h>
 #include <sodium.h>
@@ -264,19 +265,16 @@ static void make_id(pc_cl *cl, char *out, size_t outsize)
 	snprintf(out, outsize, "%lu:%s", ++cl->next_id, u);
 }
 
-/* Appends s trimmed of ASCII whitespace, A-Z lowered when lower. */
+/* Appends s trimmed as ECMAScript's String.prototype.trim does (the server
+ * verifies the v3 payload so: pc_js_trim.h), A-Z lowered when lower. */
 static bool put_trimmed(pcl_buf *b, const char *s, bool lower)
 {
 	if (!s)
 		return true;
-	static const char ws[] = " \t\r\n\f\v";
-	while (*s && strchr(ws, *s))
-		s++;
-	size_t n = strlen(s);
-	while (n && strchr(ws, s[n - 1]))
-		n--;
+	const char *t;
+	size_t n = pc_js_trim(s, &t);
 	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
+		char c = t[i];
 		if (lower && c >= 'A' && c <= 'Z')
 			c = (char)(c - 'A' + 'a');
 		if (!pcl_buf_put(b, &c, 1))

@@ -10,10 +10,11 @@
  *   v2|deviceId|client.id|client.mode|role|scopes|signedAt|token|nonce
  * role defaults to "operator"; scopes joined with "," in the order sent;
  * token = auth.token, else auth.deviceToken, else auth.bootstrapToken, else
- * ""; nonce trimmed; platform/deviceFamily trimmed and ASCII-lowercased.
+ * ""; nonce trimmed; platform/deviceFamily trimmed (ECMAScript trim) and A-Z lowered.
  */
 #define _GNU_SOURCE
 #include "cf.h"
+#include "pc_js_trim.h"
 
 #include <dirent.h>
 #include <sodium.h>
@@ -53,19 +54,16 @@ static void device_id_of(const unsigned char pk[32], char out[65])
 	hex_lower(h, sizeof h, out);
 }
 
-/* Appends s trimmed of ASCII whitespace, A-Z lowered when `lower`. */
+/* Appends s trimmed as ECMAScript's String.prototype.trim does (what the
+ * gateway verifies: pc_js_trim.h), A-Z lowered when `lower`. */
 static void put_trimmed(cf_buf *b, const char *s, bool lower)
 {
 	if (!s)
 		return;
-	const char *e = s + strlen(s);
-	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\f' || *s == '\v')
-		s++;
-	while (e > s &&
-	       (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r' || e[-1] == '\f' || e[-1] == '\v'))
-		e--;
-	for (; s < e; s++) {
-		char ch = *s;
+	const char *t;
+	size_t n = pc_js_trim(s, &t);
+	for (size_t i = 0; i < n; i++) {
+		char ch = t[i];
 		if (lower && ch >= 'A' && ch <= 'Z')
 			ch = (char)(ch - 'A' + 'a');
 		cf_buf_put(b, &ch, 1);
@@ -452,6 +450,14 @@ int cf_device_self_test(const char *vectors_dir, bool required)
 	st_eq(&c, "v3 payload (token, trimmed and lowered metadata)", cf_buf_str(&b),
 	      "v3|dev-1|openclaw-macos|ui|operator|operator.admin,operator.read|1700000000000|tok-123|nonce-abc|ios|"
 	      "iphone");
+	/* ECMAScript trim: no-break and ideographic spaces go too; only A-Z are lowered */
+	cf_buf_reset(&b);
+	json_object_set_new(json_object_get(p, "client"), "platform", json_string("\xc2\xa0IOS\xe3\x80\x80"));
+	json_object_set_new(json_object_get(p, "client"), "deviceFamily", json_string("\xef\xbb\xbfiPhone\xc3\x89"));
+	cf_device_payload(&b, 3, "dev-1", p, 1700000000000LL, NULL, "nonce-abc");
+	st_eq(&c, "v3 payload (Unicode spaces trimmed, only A-Z lowered)", cf_buf_str(&b),
+	      "v3|dev-1|openclaw-macos|ui|operator|operator.admin,operator.read|1700000000000|tok-123|nonce-abc|ios|"
+	      "iphone\xc3\x89");
 	cf_buf_reset(&b);
 	json_object_del(json_object_get(p, "client"), "platform");
 	json_object_del(json_object_get(p, "client"), "deviceFamily");

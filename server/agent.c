@@ -18,7 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "js_trim.h"
+#include "pc_js_trim.h"
 #include "agent.h"
 #include "child.h"
 #include "dedupe.h"
@@ -880,7 +880,7 @@ static const pd_child_ops send_ops = { NULL, send_end, NULL, "channel command" }
 /* upstream's check after the schema: something to deliver */
 static bool has_content(const json_t *params)
 {
-	if (!pd_js_blank(jstr(params, "message")) || !pd_js_blank(jstr(params, "mediaUrl")))
+	if (!pc_js_blank(jstr(params, "message")) || !pc_js_blank(jstr(params, "mediaUrl")))
 		return true;
 	const char *buffer = jstr(params, "buffer");
 	if (buffer && *buffer)
@@ -888,7 +888,7 @@ static bool has_content(const json_t *params)
 	size_t i;
 	json_t *u;
 	json_array_foreach (json_object_get(params, "mediaUrls"), i, u)
-		if (!pd_js_blank(json_string_value(u)))
+		if (!pc_js_blank(json_string_value(u)))
 			return true;
 	return false;
 }

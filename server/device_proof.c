@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "device_proof.h"
-#include "js_trim.h"
+#include "pc_js_trim.h"
 
 /* DER prefix of an Ed25519 SubjectPublicKeyInfo; the raw key follows. */
 static const unsigned char spki_prefix[12] = { 0x30, 0x2a, 0x30, 0x05, 0x06, 0x03,
@@ -176,7 +176,7 @@ typedef struct span {
 static span trim(const char *s)
 {
 	span r;
-	r.n = pd_js_trim(s, &r.p);
+	r.n = pc_js_trim(s, &r.p);
 	return r;
 }
 

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "js_trim.h"
+#include "pc_js_trim.h"
 #include "gw.h"
 
 #define PD_UNAUTHORIZED_ROLE_CLOSE_AFTER 10
@@ -53,7 +53,7 @@ static bool session_target_ok(pd_conn *c, const char *id, const oc_method_info *
 	/* operator.admin skips it, except for methods that start a run */
 	if (!mi->session_target || (!mi->starts_run && pd_conn_has_scope(c, "operator.admin")))
 		return true;
-	if (!pd_js_blank(json_string_value(json_object_get(params, mi->session_target))))
+	if (!pc_js_blank(json_string_value(json_object_get(params, mi->session_target))))
 		return true;
 	pd_send_error(c, id, "INVALID_REQUEST", "session mutation target is unavailable",
 	              json_pack("{s:s, s:s}", "code", "SESSION_MUTATION_TARGET_REQUIRED", "method", mi->name));

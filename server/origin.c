@@ -8,7 +8,7 @@
  * serialises it.
  */
 #include "origin.h"
-#include "js_trim.h"
+#include "pc_js_trim.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -26,7 +26,7 @@ typedef struct parsed {
 /* trimmed (as String.prototype.trim), lowercased copy; false when it does not fit */
 static bool lower_trim(const char *s, char *out, size_t n)
 {
-	size_t len = pd_js_trim(s, &s);
+	size_t len = pc_js_trim(s, &s);
 	if (len >= n)
 		return false;
 	for (size_t i = 0; i < len; i++)

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "js_trim.h"
+#include "pc_js_trim.h"
 #include "device_proof.h"
 #include "pc_alloc.h"
 #include "pairing.h"
@@ -837,7 +837,7 @@ void pd_m_device_pair_rename(pd_conn *c, const char *id, const json_t *params)
 		return;
 	const char *dev = jstr(params, "deviceId");
 	char label[PD_LABEL_MAX + 1];
-	pd_js_trim_copy(jstr(params, "label"), label, sizeof label);
+	pc_js_trim_copy(jstr(params, "label"), label, sizeof label);
 	if (!label[0]) {
 		pd_send_error(c, id, "INVALID_REQUEST", "label required", NULL);
 		return;

@@ -18,7 +18,7 @@
  * On failure everything allocated so far is released and `cfg` is left
  * zeroed, so calling pd_config_free() afterwards is harmless.
  */
-#include "js_trim.h"
+#include "pc_js_trim.h"
 #include "pd_config.h"
 
 #include <arpa/inet.h>
@@ -189,7 +189,7 @@ static bool parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
  * variable was missing. */
 static const char *secret_problem(const char *s)
 {
-	if (pd_js_blank(s))
+	if (pc_js_blank(s))
 		return "must not be empty or blank";
 	if (strcmp(s, "undefined") == 0)
 		return "the literal \"undefined\" is not a usable secret";

@@ -29,7 +29,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "js_trim.h"
+#include "pc_js_trim.h"
 #include "pc_alloc.h"
 #include "sessions.h"
 #include "store.h"
@@ -540,7 +540,7 @@ static void unknown_key(pd_conn *c, const char *id, const char *key)
 static const char *key_param(pd_conn *c, const char *id, const json_t *params)
 {
 	const char *key = jstr(params, "key");
-	if (!pd_js_blank(key))
+	if (!pc_js_blank(key))
 		return key;
 	pd_send_error(c, id, "INVALID_REQUEST", "key required", NULL);
 	return NULL;

@@ -28,6 +28,7 @@ static const char *const daemon_env[] = {"PINCER_TICK_INTERVAL_MS=200", NULL}; /
 #define DAEMON_WHO "client-test"
 #define DAEMON_ENV daemon_env
 #include "support/daemon.c"
+#include "device_proof.h"
 
 static const char *const READ[] = {"operator.read"};
 static const char *const WRITE[] = {"operator.read", "operator.write"};
@@ -867,6 +868,31 @@ static void test_v3_payload(void **state)
 	json_decref(p);
 }
 
+/* The SDK signs platform/deviceFamily trimmed as the server verifies them:
+ * ECMAScript trim, so a no-break space (U+00A0) or an ideographic space
+ * (U+3000) around the value goes, and only A-Z are lowered. */
+static void test_v3_payload_unicode_trim(void **state)
+{
+	(void)state;
+	json_t *p = json_pack("{s:{s:s, s:s, s:s, s:s}, s:s, s:[s]}", "client", "id", "cli", "mode", "cli",
+	                      "platform", "\xc2\xa0Linux\xe3\x80\x80", "deviceFamily", "\xe2\x80\xa8PC\xc3\x89",
+	                      "role", "operator", "scopes", "operator.read");
+	pcl_buf b = {0};
+	assert_true(v3_payload(&b, "abc", p, "tok", "\xef\xbb\xbfn1", 42));
+	assert_string_equal(b.p, "v3|abc|cli|cli|operator|operator.read|42|tok|n1|linux|pc\xc3\x89");
+	/* and byte for byte what the server verifies */
+	const char *scopes[] = { "operator.read" };
+	pd_dp_input in = { .device_id = "abc", .nonce = "\xef\xbb\xbfn1", .signed_at = 42, .client_id = "cli",
+	                   .client_mode = "cli", .role = "operator", .scopes = scopes, .n_scopes = 1,
+	                   .token = "tok", .platform = "\xc2\xa0Linux\xe3\x80\x80",
+	                   .device_family = "\xe2\x80\xa8PC\xc3\x89" };
+	char srv[256];
+	assert_true(pd_dp_payload(srv, sizeof srv, 3, &in) > 0);
+	assert_string_equal(b.p, srv);
+	pcl_buf_free(&b);
+	json_decref(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -874,6 +900,7 @@ int main(void)
 	    cmocka_unit_test(test_sha1),
 	    cmocka_unit_test(test_seq_gap),
 	    cmocka_unit_test(test_v3_payload),
+	    cmocka_unit_test(test_v3_payload_unicode_trim),
 	    cmocka_unit_test(test_connect_health),
 	    cmocka_unit_test(test_bad_params),
 	    cmocka_unit_test(test_expect_final_agent),

@@ -10,36 +10,36 @@
 
 #include <cmocka.h>
 
-#include "js_trim.h"
+#include "pc_js_trim.h"
 
 static void test_trim(void **state)
 {
 	(void)state;
 	char out[64];
-	pd_js_trim_copy(" \t\n\v\f\r Mine \r\n", out, sizeof out);
+	pc_js_trim_copy(" \t\n\v\f\r Mine \r\n", out, sizeof out);
 	assert_string_equal(out, "Mine");
-	pd_js_trim_copy("\xc2\xa0\xe3\x80\x80label\xe2\x80\xa8\xef\xbb\xbf", out, sizeof out); /* NBSP, U+3000, U+2028, BOM */
+	pc_js_trim_copy("\xc2\xa0\xe3\x80\x80label\xe2\x80\xa8\xef\xbb\xbf", out, sizeof out); /* NBSP, U+3000, U+2028, BOM */
 	assert_string_equal(out, "label");
 	/* U+200B (zero width space) and U+0085 are not whitespace to ECMAScript */
-	pd_js_trim_copy("\xe2\x80\x8bx\xc2\x85", out, sizeof out);
+	pc_js_trim_copy("\xe2\x80\x8bx\xc2\x85", out, sizeof out);
 	assert_string_equal(out, "\xe2\x80\x8bx\xc2\x85");
-	pd_js_trim_copy("  abcdef  ", out, 4); /* cut to the buffer */
+	pc_js_trim_copy("  abcdef  ", out, 4); /* cut to the buffer */
 	assert_string_equal(out, "abc");
-	pd_js_trim_copy(NULL, out, sizeof out);
+	pc_js_trim_copy(NULL, out, sizeof out);
 	assert_string_equal(out, "");
 	const char *p;
-	assert_int_equal(pd_js_trim("  ab ", &p), 2);
+	assert_int_equal(pc_js_trim("  ab ", &p), 2);
 	assert_memory_equal(p, "ab", 2);
 }
 
 static void test_blank(void **state)
 {
 	(void)state;
-	assert_true(pd_js_blank(NULL));
-	assert_true(pd_js_blank(""));
-	assert_true(pd_js_blank(" \t\xe3\x80\x80 "));
-	assert_false(pd_js_blank(" a "));
-	assert_false(pd_js_blank("\xe2\x80\x8b"));
+	assert_true(pc_js_blank(NULL));
+	assert_true(pc_js_blank(""));
+	assert_true(pc_js_blank(" \t\xe3\x80\x80 "));
+	assert_false(pc_js_blank(" a "));
+	assert_false(pc_js_blank("\xe2\x80\x8b"));
 }
 
 int main(void)

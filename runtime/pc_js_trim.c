@@ -1,7 +1,7 @@
 /*
- * js_trim.c - ECMAScript String.prototype.trim over UTF-8 (see js_trim.h).
+ * pc_js_trim.c - ECMAScript String.prototype.trim over UTF-8 (see pc_js_trim.h).
  */
-#include "js_trim.h"
+#include "pc_js_trim.h"
 
 #include <string.h>
 
@@ -38,7 +38,7 @@ static size_t ws_before(const unsigned char *b, const unsigned char *e)
 	return 0;
 }
 
-size_t pd_js_trim(const char *s, const char **start)
+size_t pc_js_trim(const char *s, const char **start)
 {
 	*start = "";
 	if (!s)
@@ -53,16 +53,16 @@ size_t pd_js_trim(const char *s, const char **start)
 	return (size_t)(e - b);
 }
 
-bool pd_js_blank(const char *s)
+bool pc_js_blank(const char *s)
 {
 	const char *p;
-	return pd_js_trim(s, &p) == 0;
+	return pc_js_trim(s, &p) == 0;
 }
 
-void pd_js_trim_copy(const char *s, char *out, size_t n)
+void pc_js_trim_copy(const char *s, char *out, size_t n)
 {
 	const char *p;
-	size_t len = pd_js_trim(s, &p);
+	size_t len = pc_js_trim(s, &p);
 	if (n == 0)
 		return;
 	if (len >= n)
