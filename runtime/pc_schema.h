@@ -209,6 +209,10 @@ char *pc_verrs_format(const pc_verrs *errs, char *out, size_t size);
 /* Number of Unicode code points in a UTF-8 byte string. */
 size_t pc_utf8_count(const char *s, size_t len);
 
+/* True when s[0..len) is well-formed UTF-8 as jansson accepts it (RFC 3629:
+ * no overlong forms, no surrogates, nothing above U+10FFFF) with no NUL byte. */
+bool pc_utf8_valid(const char *s, size_t len);
+
 /* JSON equality (1 == 1.0, objects compare by key set, arrays by order). */
 bool pc_json_equal(const json_t *a, const json_t *b);
 bool pc_lit_equal(const pc_lit *lit, const json_t *v);

@@ -20,6 +20,7 @@
 #include "hello.h"
 #include "msg_out.h"
 #include "pc_alloc.h"
+#include "pc_schema.h"
 
 /* features{methods, events}: built once (advertised methods only). */
 static json_t *g_features;
@@ -44,40 +45,11 @@ static json_t *features_json(void)
 	return g_features ? json_incref(g_features) : NULL;
 }
 
-/* Well-formed UTF-8 as jansson accepts it (RFC 3629: no overlong forms,
- * no surrogates, nothing above U+10FFFF). */
-static bool utf8_ok(const unsigned char *p)
-{
-	while (*p) {
-		unsigned c = *p++, n;
-		uint32_t cp;
-		if (c < 0x80)
-			continue;
-		if (c >= 0xC2 && c <= 0xDF)
-			n = 1, cp = c & 0x1F;
-		else if (c >= 0xE0 && c <= 0xEF)
-			n = 2, cp = c & 0x0F;
-		else if (c >= 0xF0 && c <= 0xF4)
-			n = 3, cp = c & 0x07;
-		else
-			return false;
-		for (unsigned i = 0; i < n; i++, p++) {
-			if ((*p & 0xC0) != 0x80)
-				return false;
-			cp = (cp << 6) | (*p & 0x3F);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
-		    (cp >= 0xD800 && cp <= 0xDFFF))
-			return false;
-	}
-	return true;
-}
-
 /* Sets o[k] = v; a value that is not UTF-8 is left out (jansson cannot
  * hold it), a failed allocation is an error. */
 static int set_text(json_t *o, const char *k, const char *v)
 {
-	if (!utf8_ok((const unsigned char *)v))
+	if (!pc_utf8_valid(v, strlen(v)))
 		return 0;
 	return json_object_set_new(o, k, json_string(v));
 }

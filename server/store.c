@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "pc_alloc.h"
+#include "pc_schema.h"
 
 #define IDENTITY_KEY "gateway"
 
@@ -886,33 +887,7 @@ static bool column_text_ok(sqlite3_stmt *st, int i)
 	const unsigned char *p = sqlite3_column_text(st, i);
 	if (!p)
 		return false;
-	const unsigned char *end = p + sqlite3_column_bytes(st, i);
-	while (p < end) {
-		unsigned c = *p++, n;
-		uint32_t cp;
-		if (c == 0)
-			return false;
-		if (c < 0x80)
-			continue;
-		if (c >= 0xC2 && c <= 0xDF)
-			n = 1, cp = c & 0x1F;
-		else if (c >= 0xE0 && c <= 0xEF)
-			n = 2, cp = c & 0x0F;
-		else if (c >= 0xF0 && c <= 0xF4)
-			n = 3, cp = c & 0x07;
-		else
-			return false;
-		if ((size_t)(end - p) < n)
-			return false;
-		for (unsigned k = 0; k < n; k++, p++) {
-			if ((*p & 0xC0) != 0x80)
-				return false;
-			cp = (cp << 6) | (*p & 0x3F);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-			return false;
-	}
-	return true;
+	return pc_utf8_valid((const char *)p, (size_t)sqlite3_column_bytes(st, i));
 }
 
 /* Rows a list skipped for key columns that are not text (column_text_ok):

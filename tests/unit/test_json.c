@@ -42,6 +42,24 @@ static bool lit_text(const pc_lit *lit, const char *text)
 	return r;
 }
 
+/* ---- pc_utf8_valid ---------------------------------------------------- */
+
+static void test_utf8_valid(void **state)
+{
+	(void)state;
+	assert_true(pc_utf8_valid("", 0));
+	assert_true(pc_utf8_valid("abc", 3));
+	assert_true(pc_utf8_valid("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9)); /* é € 😀 */
+	assert_false(pc_utf8_valid("a\0b", 3));                                  /* embedded NUL */
+	assert_false(pc_utf8_valid("\xc3", 1));                                  /* cut short */
+	assert_false(pc_utf8_valid("\xc0\xaf", 2));                              /* overlong */
+	assert_false(pc_utf8_valid("\xe0\x80\xaf", 3));                          /* overlong */
+	assert_false(pc_utf8_valid("\xed\xa0\x80", 3));                          /* surrogate */
+	assert_false(pc_utf8_valid("\xf4\x90\x80\x80", 4));                      /* above U+10FFFF */
+	assert_false(pc_utf8_valid("\x80", 1));                                  /* lone continuation */
+	assert_false(pc_utf8_valid("\xe2\x28\xa1", 3));                          /* bad continuation */
+}
+
 /* ---- pc_utf8_count ---------------------------------------------------- */
 
 static void test_utf8_count(void **state)
@@ -357,6 +375,7 @@ static void test_regex_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_utf8_valid),
 	    cmocka_unit_test(test_utf8_count),        cmocka_unit_test(test_json_equal_scalars),
 	    cmocka_unit_test(test_json_equal_nested), cmocka_unit_test(test_lit_equal),
 	    cmocka_unit_test(test_num_format),        cmocka_unit_test(test_regex_basics),
